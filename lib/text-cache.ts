@@ -1,0 +1,170 @@
+/**
+ * A least-recently-used cache of class-name text embeddings with a byte budget.
+ *
+ * Text embeddings do not depend on the image, so a server that sees the same vocabulary again pays for the text
+ * encoder once. Entries are keyed by (model id, template set, exact class string). All the misses of one lookup are
+ * encoded in one batch, and a class being encoded for one caller is awaited, not encoded again, by another.
+ */
+import { promises as fsp, readFileSync, existsSync } from 'node:fs';
+
+/** Options of a {@link TextEmbeddingCache}. */
+export interface TextCacheOptions {
+  /** Upper bound of the embeddings' memory, in bytes; least recently used entries go first. */
+  readonly maxBytes: number;
+  /** A file to reload the cache from at start, and to write it to with `save()`. */
+  readonly file?: string;
+}
+
+/** Counters of a {@link TextEmbeddingCache}. */
+export interface TextCacheStats {
+  /** Class names served from the cache, or from an encoding already under way. */
+  hits: number;
+  /** Class names that had to be encoded. */
+  misses: number;
+  /** Memory the cached embeddings take, in bytes. */
+  bytes: number;
+  /** Number of cached embeddings. */
+  entries: number;
+  /** Entries dropped to stay within `maxBytes`. */
+  evictions: number;
+}
+
+/** What the embeddings of one lookup depend on besides the class name. */
+export interface TextCacheScope {
+  /** Identifies the text encoder's weights, e.g. the sha256 of its file. */
+  readonly modelId: string;
+  /** Identifies the prompt templates, e.g. their joined text. */
+  readonly templateKey: string;
+  /** Length of one embedding. */
+  readonly dim: number;
+}
+
+/** Encodes distinct class names; resolves to their embeddings, row-major [names.length, dim]. */
+export type EncodeClasses = (names: string[]) => Promise<Float32Array>;
+
+const FILE_MAGIC = 'san-node text cache v1\n';
+
+export class TextEmbeddingCache {
+  readonly #maxBytes: number;
+  readonly #file: string | undefined;
+  readonly #entries = new Map<string, Float32Array>();
+  readonly #pending = new Map<string, Promise<Float32Array>>();
+  readonly #stats: TextCacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0, evictions: 0 };
+
+  constructor(options: TextCacheOptions) {
+    this.#maxBytes = options.maxBytes;
+    this.#file = options.file;
+    if (this.#file !== undefined && existsSync(this.#file)) this.#load(this.#file);
+  }
+
+  /**
+   * The embeddings of `names` in the caller's order, duplicates included, row-major [names.length, scope.dim].
+   * Names neither cached nor being encoded are passed to `encode` in one call.
+   */
+  async lookup(scope: TextCacheScope, names: readonly string[], encode: EncodeClasses): Promise<Float32Array> {
+    const keyOf = (name: string): string => JSON.stringify([scope.modelId, scope.templateKey, name]);
+    const rows = new Map<string, Float32Array | Promise<Float32Array>>();
+    const missing: string[] = [];
+    for (const name of new Set(names)) {
+      const key = keyOf(name);
+      const cached = this.#touch(key) ?? this.#pending.get(key);
+      if (cached !== undefined) {
+        this.#stats.hits += 1;
+        rows.set(name, cached);
+      } else {
+        missing.push(name);
+      }
+    }
+    if (missing.length > 0) {
+      this.#stats.misses += missing.length;
+      const batch = encode(missing).then((matrix) => {
+        if (matrix.length !== missing.length * scope.dim) {
+          throw new Error(`The text encoder returned ${matrix.length} values for ${missing.length}×${scope.dim}`);
+        }
+        return matrix;
+      });
+      missing.forEach((name, i) => {
+        const key = keyOf(name);
+        const row = batch.then((matrix) => matrix.slice(i * scope.dim, (i + 1) * scope.dim));
+        this.#pending.set(key, row);
+        // Whatever the outcome, the pending entry goes; a failed encoding is not cached and can be retried.
+        row.then((embedding) => this.#insert(key, embedding), () => undefined).finally(() => this.#pending.delete(key));
+        rows.set(name, row);
+      });
+    }
+    const out = new Float32Array(names.length * scope.dim);
+    const resolved = new Map<string, Float32Array>();
+    for (const [name, row] of rows) resolved.set(name, await row);
+    names.forEach((name, i) => out.set(resolved.get(name) as Float32Array, i * scope.dim));
+    return out;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): TextCacheStats {
+    return { ...this.#stats };
+  }
+
+  /** Writes every entry to the `file` given at construction, atomically (a temporary file, then a rename). */
+  async save(): Promise<void> {
+    if (this.#file === undefined) throw new Error('This text cache was created without a file to save to');
+    const keys = [...this.#entries.keys()];
+    const dims = keys.map((key) => (this.#entries.get(key) as Float32Array).length);
+    const header = Buffer.from(JSON.stringify({ keys, dims }));
+    const body = keys.map((key) => {
+      const row = this.#entries.get(key) as Float32Array;
+      return Buffer.from(row.buffer, row.byteOffset, row.byteLength);
+    });
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(header.length);
+    const temporary = `${this.#file}.${process.pid}.tmp`;
+    await fsp.writeFile(temporary, Buffer.concat([Buffer.from(FILE_MAGIC), length, header, ...body]));
+    await fsp.rename(temporary, this.#file);
+  }
+
+  #touch(key: string): Float32Array | undefined {
+    const row = this.#entries.get(key);
+    if (row !== undefined) {
+      // Re-inserting moves the key to the young end of the Map's order.
+      this.#entries.delete(key);
+      this.#entries.set(key, row);
+    }
+    return row;
+  }
+
+  #insert(key: string, row: Float32Array): void {
+    const bytes = TextEmbeddingCache.#sizeOf(key, row);
+    if (bytes > this.#maxBytes) return;
+    if (this.#entries.has(key)) return;
+    this.#entries.set(key, row);
+    this.#stats.bytes += bytes;
+    for (const [oldKey, oldRow] of this.#entries) {
+      if (this.#stats.bytes <= this.#maxBytes) break;
+      this.#entries.delete(oldKey);
+      this.#stats.bytes -= TextEmbeddingCache.#sizeOf(oldKey, oldRow);
+      this.#stats.evictions += 1;
+    }
+    this.#stats.entries = this.#entries.size;
+  }
+
+  #load(file: string): void {
+    const bytes = readFileSync(file);
+    const magic = bytes.subarray(0, FILE_MAGIC.length).toString();
+    if (magic !== FILE_MAGIC) throw new Error(`${file} is not a san-node text cache (its first line is not "${FILE_MAGIC.trim()}")`);
+    const headerStart = FILE_MAGIC.length + 4;
+    const headerEnd = headerStart + bytes.readUInt32LE(FILE_MAGIC.length);
+    const { keys, dims } = JSON.parse(bytes.subarray(headerStart, headerEnd).toString()) as { keys: string[]; dims: number[] };
+    let offset = headerEnd;
+    keys.forEach((key, i) => {
+      // Copied into its own aligned buffer: the file's layout gives no 4-byte alignment guarantee.
+      const row = new Float32Array(dims[i]);
+      Buffer.from(row.buffer).set(bytes.subarray(offset, offset + dims[i] * 4));
+      offset += dims[i] * 4;
+      this.#insert(key, row);
+    });
+  }
+
+  /** The memory an entry is charged: its floats and its key. */
+  static #sizeOf(key: string, row: Float32Array): number {
+    return row.byteLength + key.length * 2;
+  }
+}
