@@ -1,0 +1,1 @@
+"""Python side of san-node: SAN in PyTorch, its checkpoint loader and the TorchScript exporter."""

@@ -1,0 +1,147 @@
+"""Building blocks shared by the CLIP towers, the side adapter network and its decoder.
+
+Every sequence is batch-first, (N, L, C); the reference runs CLIP sequence-first, which gives the same numbers.
+"""
+from collections import OrderedDict
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
+    """softmax(q·kᵀ/√d + attn_mask)·v from a packed (N, L, 3C) projection laid out q | k | v; returns (N, L, C).
+
+    attn_mask is additive and broadcasts to (N, heads, L, L).
+    """
+    n, length, width3 = qkv.shape
+    width = width3 // 3
+    head_dim = width // num_heads
+    qkv = qkv.reshape(n, length, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    scores = (q * head_dim ** -0.5) @ k.transpose(-2, -1)
+    if attn_mask is not None:
+        scores = scores + attn_mask
+    return (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(n, length, width)
+
+
+def resize_grid_embedding(embed: Tensor, src: Tuple[int, int], dst: Tuple[int, int]) -> Tensor:
+    """Bicubic resize (align_corners False, no antialias) of row-major grid embeddings (src_h·src_w, C) to dst.
+
+    Done in float32 and cast back, so half-precision runtimes need no half bicubic kernel.
+    """
+    if src[0] == dst[0] and src[1] == dst[1]:
+        return embed
+    channels = embed.shape[-1]
+    grid = embed.float().reshape(1, src[0], src[1], channels).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=[dst[0], dst[1]], mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(dst[0] * dst[1], channels).to(embed.dtype)
+
+
+class QuickGELU(nn.Module):
+    """OpenAI CLIP's activation, x·σ(1.702x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class MultiheadSelfAttention(nn.Module):
+    """Self-attention with nn.MultiheadAttention's parameter names (the CLIP checkpoint keys).
+
+    Written out rather than using nn.MultiheadAttention so that the TorchScript export contains only basic ops
+    on every PyTorch version (2.x would emit scaled_dot_product_attention, which LibTorch 1.13 lacks).
+    """
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.num_heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        return self.out_proj(attention(qkv, self.num_heads, attn_mask))
+
+
+class ResidualAttentionBlock(nn.Module):
+    """open_clip's pre-norm CLIP block (QuickGELU, LayerNorm eps 1e-5, no layer scale)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        hidden = int(width * mlp_ratio)
+        self.ln_1 = nn.LayerNorm(width)
+        self.attn = MultiheadSelfAttention(width, heads)
+        self.ln_2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(OrderedDict([
+            ("c_fc", nn.Linear(width, hidden)),
+            ("gelu", QuickGELU()),
+            ("c_proj", nn.Linear(hidden, width)),
+        ]))
+
+    def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), attn_mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+def clip_blocks(width: int, heads: int, count: int) -> nn.ModuleList:
+    return nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(count)])
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an (N, C, H, W) map (mean and biased variance over C), as SAN's fusion."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+def conv1x1(in_channels: int, out_channels: int) -> nn.Module:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+
+class MLP(nn.Module):
+    """num_layers affine layers with ReLU between them and none after the last; `affine` builds each layer."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int,
+                 affine: Callable[[int, int], nn.Module] = nn.Linear):
+        super().__init__()
+        dims: List[int] = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList([affine(a, b) for a, b in zip(dims[:-1], dims[1:])])
+        self.num_layers = num_layers
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < self.num_layers - 1:
+                x = F.relu(x)
+        return x
+
+
+class AddFusion(nn.Module):
+    """Adds a CLIP feature map to the side network's patch tokens.
+
+    The map goes through a channels-first LayerNorm and a 1×1 conv to the side width, is resized bilinearly to
+    the side grid and added token by token; the query tokens are not touched (the caller passes patches only).
+    """
+
+    def __init__(self, clip_width: int, side_width: int):
+        super().__init__()
+        self.input_proj = nn.Sequential(LayerNorm2d(clip_width), conv1x1(clip_width, side_width))
+        nn.init.kaiming_uniform_(self.input_proj[1].weight, a=1)  # c2_xavier_fill, as the reference
+        nn.init.zeros_(self.input_proj[1].bias)
+
+    def forward(self, patches: Tensor, clip_map: Tensor, grid: Tuple[int, int]) -> Tensor:
+        y = F.interpolate(self.input_proj(clip_map), size=[grid[0], grid[1]], mode="bilinear", align_corners=False)
+        return patches + y.flatten(2).transpose(1, 2)

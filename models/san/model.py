@@ -1,0 +1,135 @@
+"""SAN: CLIP, the side adapter network and the open-vocabulary classifier wired together.
+
+`SAN` holds the parts under the official checkpoint's names. `SanSegmenter` is its image side (everything but the
+text tower), the module exported to TorchScript: uint8 images in, mask logits and mask embeddings out, plus the
+classification and post-processing as methods so that a runtime can keep the whole pipeline on its device.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .clip_visual import FeatureExtractor, RecWithAttnbiasHead
+from .config import SanCfg
+from .side_adapter import SideAdapterNetwork
+from .text import LearnableBgOvClassifier
+
+
+class SAN(nn.Module):
+    def __init__(self, cfg: SanCfg):
+        super().__init__()
+        clip, side = cfg.clip_visual, cfg.side_adapter
+        fused_clip_layers = [clip_layer for clip_layer, _ in side.fusion_map]
+        # The recognition head starts from the extractor's last layer, fused or not.
+        output_layers = sorted(set(fused_clip_layers) | {clip.feature_last_layer})
+        self.side_adapter_network = SideAdapterNetwork(side, clip.width, clip.heads, cfg.decoder)
+        self.clip_visual_extractor = FeatureExtractor(clip, output_layers)
+        self.clip_rec_head = RecWithAttnbiasHead(clip, side.num_queries)
+        self.ov_classifier = LearnableBgOvClassifier(cfg.text)
+        self.cfg = cfg
+
+    def forward(self, images: Tensor, text_embeds: Tensor) -> Tuple[Tensor, Tensor]:
+        """uint8 (N, 3, H, W) and unit class embeddings (C, D) → mask logits (N, Q, H', W'), class logits (N, Q, C+1)."""
+        segmenter = SanSegmenter(self)
+        mask_logits, mask_embeds = segmenter(images)
+        return mask_logits, segmenter.classify(mask_embeds, text_embeds)
+
+
+class SanSegmenter(nn.Module):
+    """The image side of a SAN, sharing its modules and parameters; see docs/models.md for every method."""
+
+    def __init__(self, san: SAN):
+        super().__init__()
+        cfg = san.cfg
+        self.clip_visual_extractor = san.clip_visual_extractor
+        self.side_adapter_network = san.side_adapter_network
+        self.clip_rec_head = san.clip_rec_head
+        self.bg_embed = san.ov_classifier.bg_embed
+        self.logit_scale = san.ov_classifier.logit_scale
+        # Plain floats, not buffers: a runtime that casts the module to half precision must not round them.
+        self.pixel_mean: List[float] = cfg.pixel_mean_255
+        self.pixel_std: List[float] = cfg.pixel_std_255
+        self.size_divisibility = cfg.size_divisibility
+        self.clip_resolution = cfg.clip_resolution
+        self.mask_stride = cfg.side_adapter.patch_size
+        # Fusion layers read the extractor's outputs in order; the recognition head reads the last one.
+        self.num_fusion_layers = len(cfg.side_adapter.fusion_map)
+
+    def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+        """uint8 RGB (N, 3, H, W) → mask logits (N, Q, Hp/16, Wp/16) and unit mask embeddings (N, Q, D).
+
+        Hp, Wp are H, W rounded up to a multiple of size_divisibility (32).
+        """
+        return self.encode(self.preprocess(images, None))
+
+    @torch.jit.export
+    def forward_with_sizes(self, images: Tensor, image_sizes: Tensor) -> Tuple[Tensor, Tensor]:
+        """Like forward for a batch of images of different sizes, each at the top left of the (N, 3, H, W) canvas.
+
+        image_sizes is int64 (N, 2) of (height, width); pixels outside each image are ignored (zero after
+        normalisation), so the result is the reference's for a batch padded to the largest image.
+        """
+        return self.encode(self.preprocess(images, image_sizes))
+
+    def preprocess(self, images: Tensor, image_sizes: Optional[Tensor]) -> Tensor:
+        """Normalise in float32, zero what lies outside image_sizes, cast to the parameters' dtype, pad to /32."""
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError("images must be a uint8 tensor (N, 3, H, W), got shape " + str(images.shape))
+        n, _, h, w = images.shape
+        mean = torch.tensor(self.pixel_mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.pixel_std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        x = (images.float() - mean) / std
+        if image_sizes is not None:
+            if image_sizes.dim() != 2 or image_sizes.shape[0] != n or image_sizes.shape[1] != 2:
+                raise ValueError("image_sizes must be (N, 2), got " + str(image_sizes.shape))
+            sizes = image_sizes.to(images.device)
+            rows = torch.arange(h, device=images.device).view(1, h, 1) < sizes[:, 0].view(n, 1, 1)
+            cols = torch.arange(w, device=images.device).view(1, 1, w) < sizes[:, 1].view(n, 1, 1)
+            x = x.masked_fill((~(rows & cols)).unsqueeze(1), 0.0)
+        x = x.to(self.bg_embed.dtype)
+        pad_h = (self.size_divisibility - h % self.size_divisibility) % self.size_divisibility
+        pad_w = (self.size_divisibility - w % self.size_divisibility) % self.size_divisibility
+        return F.pad(x, [0, pad_w, 0, pad_h], value=0.0)
+
+    def encode(self, image: Tensor) -> Tuple[Tensor, Tensor]:
+        """The network on a normalised, padded image: the side network sees it whole, CLIP scaled by clip_resolution."""
+        clip_input = F.interpolate(image, scale_factor=self.clip_resolution, mode="bilinear", align_corners=False)
+        clip_features, clip_grid = self.clip_visual_extractor(clip_input)
+        mask_logits, attn_bias = self.side_adapter_network(image, clip_features[:self.num_fusion_layers], clip_grid)
+        mask_embeds = self.clip_rec_head(clip_features[-1], attn_bias, clip_grid)
+        return mask_logits, mask_embeds
+
+    @torch.jit.export
+    def classify(self, mask_embeds: Tensor, text_embeds: Tensor) -> Tensor:
+        """Mask embeddings (N, Q, D) against class embeddings (C, D) → logits (N, Q, C+1), background last.
+
+        The background embedding is appended, every row L2-normalised and scaled by exp(logit_scale).
+        """
+        classifier = F.normalize(torch.cat([text_embeds.to(self.bg_embed.dtype), self.bg_embed]), dim=-1)
+        return torch.einsum("bqc,nc->bqn", mask_embeds, classifier * self.logit_scale.exp())
+
+    @torch.jit.export
+    def resize_mask_logits(self, mask_logits: Tensor, image_h: int, image_w: int, out_h: int, out_w: int) -> Tensor:
+        """(N, Q, h, w) → (N, Q, out_h, out_w): bilinear to the padded size, crop to image_h × image_w, bilinear to out.
+
+        image_h, image_w: the size of the image given to forward; out_h, out_w: usually the original image's.
+        """
+        padded = [mask_logits.shape[2] * self.mask_stride, mask_logits.shape[3] * self.mask_stride]
+        x = F.interpolate(mask_logits, size=padded, mode="bilinear", align_corners=False)
+        x = x[:, :, :image_h, :image_w]
+        return F.interpolate(x, size=[out_h, out_w], mode="bilinear", align_corners=False)
+
+    @torch.jit.export
+    def semantic_inference(self, class_logits: Tensor, mask_logits: Tensor) -> Tensor:
+        """Σ_q softmax(class_logits)[q, c] · sigmoid(mask_logits)[q] with the background dropped → (N, C, H, W)."""
+        probs = class_logits.softmax(dim=-1)[..., :-1]
+        return torch.einsum("bqc,bqhw->bchw", probs, mask_logits.sigmoid())
+
+    @torch.jit.export
+    def postprocess(self, class_logits: Tensor, mask_logits: Tensor, image_h: int, image_w: int, out_h: int,
+                    out_w: int) -> Tuple[Tensor, Tensor]:
+        """resize_mask_logits then semantic_inference → scores (N, C, out_h, out_w) and int64 labels (N, out_h, out_w)."""
+        scores = self.semantic_inference(class_logits, self.resize_mask_logits(mask_logits, image_h, image_w,
+                                                                               out_h, out_w))
+        return scores, scores.argmax(dim=1)

@@ -1,0 +1,125 @@
+"""Reference CLIP tokenizer (open_clip 2.16 `SimpleTokenizer` and `tokenize`), for any merges file.
+
+lib/tokenizer.ts is checked against it token for token. Text is fixed with ftfy when it is installed (Debian 12
+has no package for it), HTML-unescaped twice, stripped, whitespace-collapsed, lower-cased, pre-split with CLIP's
+regular expression and byte-level BPE encoded.
+"""
+import gzip
+import html
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import regex
+import torch
+
+try:
+    import ftfy
+except ImportError:  # the tokenizer then leaves mojibake, curly quotes and ligatures as they are
+    ftfy = None
+
+START_OF_TEXT = "<start_of_text>"
+END_OF_TEXT = "<end_of_text>"
+END_OF_WORD = "</w>"
+# CLIP reads at most this many merges (the merges file goes on beyond them); a smaller file is used whole.
+MAX_MERGES = 49152 - 256 - 2
+CONTEXT_LENGTH = 77
+# CLIP's pre-split of cleaned text into words, numbers (digit by digit) and punctuation runs.
+PRE_SPLIT = regex.compile(
+    rf"{START_OF_TEXT}|{END_OF_TEXT}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+",
+    regex.IGNORECASE)
+
+
+@lru_cache()
+def bytes_to_unicode() -> Dict[int, str]:
+    """CLIP's reversible map from the 256 byte values to printable characters (printable Latin-1 map to themselves)."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+                 + list(range(ord("®"), ord("ÿ") + 1)))
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def clean_text(text: str) -> str:
+    if ftfy is not None:
+        text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text)).strip()
+    return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+def read_merges(bpe_path: Union[str, Path]) -> List[Tuple[str, str]]:
+    """Merges of a gzip file in CLIP's format: a header line, then one "first second" pair per line."""
+    with gzip.open(bpe_path, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")[1:MAX_MERGES + 1]
+    merges = []
+    for number, line in enumerate(lines, start=2):
+        if not line:
+            continue
+        pair = tuple(line.split())
+        if len(pair) != 2:
+            raise ValueError(f"{bpe_path}: line {number} is not a BPE merge 'first second': {line!r}")
+        merges.append(pair)
+    return merges
+
+
+class SimpleTokenizer:
+    def __init__(self, bpe_path: Union[str, Path]):
+        merges = read_merges(bpe_path)
+        byte_chars = list(bytes_to_unicode().values())
+        vocab = byte_chars + [c + END_OF_WORD for c in byte_chars] + ["".join(m) for m in merges]
+        vocab += [START_OF_TEXT, END_OF_TEXT]
+        self.byte_encoder = bytes_to_unicode()
+        self.encoder = {token: i for i, token in enumerate(vocab)}
+        self.bpe_ranks = {pair: rank for rank, pair in enumerate(merges)}
+        # Special tokens typed in the text are kept whole, as CLIP does (its cache maps them to themselves).
+        self.cache = {START_OF_TEXT: START_OF_TEXT, END_OF_TEXT: END_OF_TEXT}
+        self.vocab_size = len(vocab)
+        self.sot_token = self.encoder[START_OF_TEXT]
+        self.eot_token = self.encoder[END_OF_TEXT]
+
+    def bpe(self, token: str) -> str:
+        """Space-separated BPE symbols of one pre-split token (already byte-encoded); the last ends with </w>."""
+        if token in self.cache:
+            return self.cache[token]
+        word = tuple(token[:-1]) + (token[-1] + END_OF_WORD,)
+        while len(word) > 1:
+            pairs = set(zip(word, word[1:]))
+            best = min(pairs, key=lambda pair: self.bpe_ranks.get(pair, float("inf")))
+            if best not in self.bpe_ranks:
+                break
+            merged = []
+            i = 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = tuple(merged)
+        self.cache[token] = " ".join(word)
+        return self.cache[token]
+
+    def encode(self, text: str) -> List[int]:
+        ids = []
+        for token in PRE_SPLIT.findall(clean_text(text)):
+            token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))
+            ids.extend(self.encoder[symbol] for symbol in self.bpe(token).split(" "))
+        return ids
+
+
+def tokenize(tokenizer: SimpleTokenizer, texts: Sequence[str], context_length: int = CONTEXT_LENGTH) -> torch.Tensor:
+    """(B, context_length) int64: <start_of_text>, the text's tokens, <end_of_text>, zeros; too long keeps EOT last."""
+    result = torch.zeros(len(texts), context_length, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = [tokenizer.sot_token] + tokenizer.encode(text) + [tokenizer.eot_token]
+        if len(ids) > context_length:
+            ids = ids[:context_length]
+            ids[-1] = tokenizer.eot_token
+        result[row, :len(ids)] = torch.tensor(ids)
+    return result
