@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// Module registration only. Context-aware (Node-API), so it loads in worker_threads; all per-model state lives in
+// NativeModel objects, whose threads are joined by environment clean-up hooks (see executor.h).
+#include <napi.h>
+#include <torch/version.h>
+
+#include <string>
+
+#include "common.h"
+#include "device.h"
+#include "model_wrap.h"
+
+namespace san {
+
+namespace {
+
+// versions() -> { libtorch, build: 'cpu' | 'cuda', cuda: runtime version or null, cxx11Abi, napi }
+Napi::Value Versions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object versions = Napi::Object::New(env);
+  versions.Set("libtorch", TORCH_VERSION);
+  versions.Set("build", CudaBuilt() ? "cuda" : "cpu");
+  const std::string cuda = CudaRuntimeVersion();
+  versions.Set("cuda", cuda.empty() ? env.Null() : Napi::String::New(env, cuda));
+#ifdef _GLIBCXX_USE_CXX11_ABI
+  versions.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI));
+#else
+  versions.Set("cxx11Abi", Napi::Boolean::New(env, false));  // not libstdc++
+#endif
+  versions.Set("napi", NAPI_VERSION);
+  return versions;
+}
+
+// cudaAvailable() -> boolean. Synchronous; the first CUDA query initialises the driver.
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), CudaDeviceCount() > 0);
+}
+
+// cudaDeviceCount() -> number.
+Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), CudaDeviceCount());
+}
+
+// _describeError(message) -> { code, message }: how a raw LibTorch message reaches JS. For tests only.
+Napi::Value DescribeError(const Napi::CallbackInfo& info) {
+  const std::string message = ShortenMessage(info[0].As<Napi::String>().Utf8Value());
+  Napi::Object described = Napi::Object::New(info.Env());
+  described.Set("code", ErrorCodeName(ClassifyMessage(message)));
+  described.Set("message", message);
+  return described;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", ModelWrap::Define(env));
+  exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
+  exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
+  exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCountJs>(env, "cudaDeviceCount"));
+  exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
+  return exports;
+}
+
+}  // namespace san
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return san::Init(env, exports); }
+NODE_API_MODULE(san_node, InitAddon)

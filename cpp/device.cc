@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "device.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include "common.h"
+
+namespace san {
+
+namespace {
+
+// LibTorch registers its CUDA hooks when libtorch_cuda is loaded; without them it behaves as a CPU-only build.
+bool CudaLoaded() { return at::detail::getCUDAHooks().hasCUDART(); }
+
+const char* kCudaHelp = "see docs/install.md#cuda";
+
+}  // namespace
+
+bool CudaBuilt() {
+#ifdef SAN_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+int CudaDeviceCount() { return CudaLoaded() ? static_cast<int>(torch::cuda::device_count()) : 0; }
+
+std::string CudaRuntimeVersion() {
+  if (!CudaLoaded()) return "";
+  const long version = at::detail::getCUDAHooks().versionCUDART();  // e.g. 11080
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+c10::Device ResolveDevice(const std::string& request) {
+  if (request == "cpu") return c10::kCPU;
+  if (request == "auto") return CudaDeviceCount() > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+
+  const std::string asked = "Device '" + request + "' was requested, but ";
+  if (!CudaLoaded()) {
+    throw SanException(ErrorCode::kDevice,
+                       CudaBuilt()
+                           ? asked + "LibTorch's CUDA library did not load (libtorch_cuda.so or a CUDA runtime "
+                                     "library is missing from the library path); " + kCudaHelp
+                           : asked + "the addon is built against a CPU-only LibTorch " TORCH_VERSION
+                                     "; rebuild it against a CUDA LibTorch (LIBTORCH_DIR=/path/to/libtorch npm run "
+                                     "build:addon), " + kCudaHelp);
+  }
+  const int count = CudaDeviceCount();
+  if (count == 0) {
+    throw SanException(ErrorCode::kDevice, asked + "no CUDA device is visible (check the driver with nvidia-smi, and "
+                                                   "CUDA_VISIBLE_DEVICES); " + kCudaHelp);
+  }
+  const c10::Device device(request);  // "cuda" or "cuda:N", checked by lib/is.ts
+  const int index = device.has_index() ? device.index() : 0;
+  if (index >= count) {
+    throw SanException(ErrorCode::kDevice, asked + "only " + std::to_string(count) + " CUDA device(s) are visible "
+                                                   "(cuda:0 to cuda:" + std::to_string(count - 1) + ")");
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device) {
+  const c10::ScalarType dtype = name == "float16"    ? c10::ScalarType::Half
+                                : name == "bfloat16" ? c10::ScalarType::BFloat16
+                                                     : c10::ScalarType::Float;
+  if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
+    throw SanException(ErrorCode::kDtype, "dtype " + name + " needs a CUDA device, but device '" + deviceRequest +
+                                              "' is the CPU here; use float32 on the CPU");
+  }
+  return dtype;
+}
+
+const char* DtypeName(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::ScalarType::Half: return "float16";
+    case c10::ScalarType::BFloat16: return "bfloat16";
+    default: return "float32";
+  }
+}
+
+void SetThreads(int threads) {
+  at::init_num_threads();
+  at::set_num_threads(threads);
+}
+
+}  // namespace san

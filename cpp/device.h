@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// Devices, dtypes and threads: what the user asked for, checked against what this LibTorch can do.
+#ifndef SAN_DEVICE_H_
+#define SAN_DEVICE_H_
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+
+namespace san {
+
+// "cpu", "cuda", "cuda:N" or "auto" (the first CUDA device when LibTorch sees one, else the CPU). Executor thread:
+// the first CUDA query initialises the driver, which takes a while. Throws SanException ERR_SAN_DEVICE with the
+// reason (a CPU-only LibTorch, no visible GPU, no such index).
+c10::Device ResolveDevice(const std::string& request);
+
+// "float32", "float16" or "bfloat16"; the last two only on CUDA (ERR_SAN_DTYPE otherwise).
+c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device);
+
+const char* DtypeName(c10::ScalarType dtype);
+
+// LibTorch's intra-op (OpenMP) threads for the calling thread and the work it starts.
+void SetThreads(int threads);
+
+// Whether the addon was linked against a CUDA LibTorch (decided at build time by scripts/libtorch.js).
+bool CudaBuilt();
+
+// CUDA devices LibTorch can use now: 0 on a CPU-only LibTorch or when no GPU is visible.
+int CudaDeviceCount();
+
+// The CUDA runtime LibTorch was built with ("11.8"), or "" when its CUDA library is not loaded.
+std::string CudaRuntimeVersion();
+
+}  // namespace san
+
+#endif  // SAN_DEVICE_H_

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Finds and loads the native addon, explains any failure, and declares what it exports.
+ * @module
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isNativeError } from 'node:util/types';
+import { ErrorCode, SanError } from './errors';
+import type { Argument, ModelDtype, Result } from './torch-model';
+
+/** Options of `new NativeModel()`, complete and checked by TorchModel. @ignore */
+export interface NativeModelOptions {
+  device: string;
+  dtype: ModelDtype;
+  threads: number;
+  queueLimit: number;
+}
+
+/** What `NativeModel.load()` resolves with. @ignore */
+export interface NativeLoadResult {
+  /** The device in use, resolved: `'cpu'` or `'cuda:N'`. */
+  device: string;
+  dtype: ModelDtype;
+  /** Every loaded module's methods, by module name. */
+  methods: Record<string, string[]>;
+}
+
+/** @ignore */
+export interface NativeRunOptions {
+  float32Outputs: boolean;
+  copyOutputs: boolean;
+}
+
+/** The native model (cpp/model_wrap.h). Every method returns a Promise and never throws. @ignore */
+export interface NativeModel {
+  load(files: Record<string, string>): Promise<NativeLoadResult>;
+  run(module: string, method: string, args: readonly Argument[], options: NativeRunOptions): Promise<Result>;
+  dispose(): Promise<void>;
+  /** As requested until load() settles, then as resolved. */
+  readonly device: string;
+  readonly dtype: string;
+  /** Calls submitted and not yet settled. */
+  readonly queueDepth: number;
+  readonly disposed: boolean;
+}
+
+/** The LibTorch the addon runs on. */
+export interface Versions {
+  /** LibTorch version, e.g. `'1.13.0'`. */
+  libtorch: string;
+  /** Whether the addon was linked against a CPU-only or a CUDA LibTorch. */
+  build: 'cpu' | 'cuda';
+  /** CUDA runtime version LibTorch was built with, when its CUDA library is loaded; else null. */
+  cuda: string | null;
+  /** Whether LibTorch and the addon use libstdc++'s C++11 ABI. */
+  cxx11Abi: boolean;
+  /** Node-API version the addon targets. */
+  napi: number;
+}
+
+/** Everything the addon exports. @ignore */
+export interface Binding {
+  NativeModel: new (options: NativeModelOptions) => NativeModel;
+  versions(): Versions;
+  /** Whether LibTorch sees a CUDA device (synchronous; the first call initialises the driver). */
+  cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+  /** How a raw LibTorch message reaches JS: its first meaningful line and the code it maps to. For tests. */
+  _describeError(message: string): { code: string; message: string };
+}
+
+/** The package folder (the parent of lib/ and dist/). */
+const packageRoot = path.resolve(__dirname, '..');
+
+/** Where the addon is loaded from: `SAN_ADDON` (relative to the package) or cmake-js's output. */
+export function addonPath(): string {
+  return path.resolve(packageRoot, process.env.SAN_ADDON ?? path.join('build', 'Release', 'san_node.node'));
+}
+
+let loaded: Binding | undefined;
+
+/** The addon, loaded on first use. @throws SanError ERR_SAN_ADDON_LOAD explaining what failed and how to fix it. */
+export function binding(): Binding {
+  loaded ??= loadAddon(addonPath());
+  return loaded;
+}
+
+/**
+ * Loads the addon at `file`. OpenBLAS (which LibTorch loads) reads OPENBLAS_NUM_THREADS once, when it is loaded:
+ * unless the user set it, it is set to 1 first, because OpenBLAS's own threads fight LibTorch's OpenMP pool
+ * (1.27x faster measured on the SAN model).
+ * @throws SanError ERR_SAN_ADDON_LOAD
+ */
+export function loadAddon(file: string): Binding {
+  process.env.OPENBLAS_NUM_THREADS ??= '1';
+  try {
+    return require(file) as Binding;
+  } catch (error) {
+    throw new SanError(ErrorCode.ADDON_LOAD, explainLoadFailure(file, error));
+  }
+}
+
+interface LibTorchLayout {
+  libDir: string;
+  version?: string;
+  error?: string;
+}
+
+function locateLibTorch(): LibTorchLayout | undefined {
+  try {
+    const script = require(path.join(packageRoot, 'scripts', 'libtorch.js')) as { locate(): LibTorchLayout };
+    return script.locate();
+  } catch {
+    return undefined;
+  }
+}
+
+const DOCS = 'docs/install.md';
+const CUDA_LIBRARIES = ['cuda', 'cudart', 'cublas\\w*', 'cudnn\\w*', 'nvrtc\\w*', 'nvToolsExt', 'cufft', 'curand',
+  'cusparse', 'cusolver', 'nccl', 'torch_cuda', 'c10_cuda'].join('|');
+const CUDA_LIBRARY = new RegExp(`lib(${CUDA_LIBRARIES})[.\\w-]*\\.so`);
+
+/** What failed, on which platform, the causes recognised in the error, and the commands that fix each. @ignore */
+export function explainLoadFailure(file: string, error: unknown): string {
+  const message = isNativeError(error) ? error.message : String(error);
+  const libtorch = locateLibTorch();
+  const libDir = libtorch?.libDir ?? '/path/to/libtorch/lib';
+  const hints: string[] = [];
+  const symbolVersion = /(GLIBCXX|CXXABI)_[\d.]+/.exec(message);
+
+  if (!fs.existsSync(file)) {
+    hints.push('The addon is not built. Build it with cmake-js: npm run build:addon (or node-gyp: npm run ' +
+      `build:gyp). ${DOCS}#building-from-source`);
+  } else if (/lib(torch|torch_cpu|c10)\.so[^:]*: cannot open shared object file/.test(message)) {
+    hints.push(`LibTorch's libraries are not on the library path. Install Debian's: apt-get install libtorch-dev; ` +
+      `or, for a LibTorch unpacked elsewhere: export LD_LIBRARY_PATH=${libDir}:$LD_LIBRARY_PATH. ` +
+      `${DOCS}#libtorch-libraries-not-found`);
+  } else if (CUDA_LIBRARY.test(message)) {
+    hints.push('A CUDA library of the CUDA LibTorch is missing. Install the CUDA runtime it was built for, or put ' +
+      'its lib folder on LD_LIBRARY_PATH; or rebuild against a CPU-only LibTorch: unset LIBTORCH_DIR && npm run ' +
+      `build:addon. ${DOCS}#cuda-libraries-not-found`);
+  } else if (symbolVersion) {
+    hints.push(`This system's libstdc++ lacks ${symbolVersion[0]}, which the addon or LibTorch was built with. ` +
+      `Rebuild on this machine: npm run build:addon. ${DOCS}#glibcxx-or-cxxabi-not-found`);
+  } else if (/undefined symbol/.test(message)) {
+    hints.push('The addon was built against another LibTorch than the one being loaded' +
+      `${libtorch?.version ? ` (${libtorch.version} from ${libDir})` : ''}. Rebuild: npm run build:addon. ` +
+      `${DOCS}#undefined-symbol`);
+  } else {
+    hints.push(`Rebuild the addon: npm run build:addon. ${DOCS}#building-from-source`);
+  }
+  if (libtorch?.error) hints.push(`${libtorch.error}. Set LIBTORCH_DIR or Torch_DIR. ${DOCS}#libtorch`);
+
+  return [
+    `Could not load the san-node native addon on ${process.platform}-${process.arch} ` +
+      `(Node ${process.version}, Node-API ${process.versions.napi}).`,
+    `${file}: ${message.split('\n')[0]}`,
+    'Possible solutions:',
+    ...hints.map((hint) => `- ${hint}`),
+    `See ${DOCS} for the prerequisites and each of these errors.`,
+  ].join('\n');
+}
