@@ -30,6 +30,10 @@ export const ErrorCode = Object.freeze({
   OUT_OF_MEMORY: 'ERR_SAN_OUT_OF_MEMORY',
   /** Any other failure inside LibTorch or the model's own code. */
   RUNTIME: 'ERR_SAN_RUNTIME',
+  /** An image could not be decoded (corrupt or unsupported bytes, a missing file) or is larger than allowed. */
+  IMAGE: 'ERR_SAN_IMAGE',
+  /** A request waited longer than its `timeoutMs`. */
+  TIMEOUT: 'ERR_SAN_TIMEOUT',
   /** The native addon could not be loaded (see the message's "Possible solutions"). */
   ADDON_LOAD: 'ERR_SAN_ADDON_LOAD',
 } as const);

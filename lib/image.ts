@@ -1,7 +1,10 @@
 /**
  * Images in and out through sharp: decoding at model scale, and rendering a label map as a coloured overlay.
  */
-import sharp from 'sharp';
+import sharp, { Metadata, Sharp } from 'sharp';
+import { ErrorCode, SanError } from './errors';
+import * as is from './is';
+import { checkTensor, isTensorLike, Tensor } from './tensor';
 
 /** How SAN sizes an image before the network (detectron2's ResizeShortestEdge at test time). */
 export interface ResizePolicy {
@@ -30,27 +33,82 @@ export interface RgbImage {
   readonly width: number;
 }
 
-/** Decodes any image sharp reads, applies its EXIF orientation, drops alpha, and resizes it to model scale. */
-export async function readAtModelScale(input: string | Buffer, policy: ResizePolicy): Promise<RgbImage> {
-  const oriented = sharp(input).rotate();
-  const { width, height } = await oriented.clone().metadata().then((m) => orientedSize(m));
-  const [targetHeight, targetWidth] = modelScaleSize(height, width, policy);
-  const { data, info } = await oriented
-    .removeAlpha()
-    .toColourspace('srgb')
-    .resize(targetWidth, targetHeight, { fit: 'fill', kernel: 'linear' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width };
+/**
+ * What `segment` takes as an image: a file path, encoded bytes in any format sharp reads, a sharp instance, or a
+ * uint8 tensor [height, width, 3] of RGB pixels.
+ */
+export type ImageInput = string | Buffer | Uint8Array | Sharp | Tensor;
+
+/** An image decoded for the network, with the size it had before resizing (after EXIF orientation). */
+export interface DecodedImage {
+  /** The pixels the network sees. */
+  readonly image: RgbImage;
+  /** [height, width] of the input, EXIF orientation applied. */
+  readonly originalSize: [number, number];
 }
 
-function orientedSize(metadata: { width: number; height: number; orientation?: number }): {
-  width: number;
-  height: number;
-} {
+/** Options of {@link readImage}. */
+export interface ReadImageOptions {
+  /** The size to resize to, given the input's [height, width] (EXIF orientation applied); the input's own by default. */
+  readonly resizeTo?: (height: number, width: number) => [number, number];
+  /** The most pixels an encoded input may declare; more is refused before decoding. */
+  readonly maxInputPixels: number;
+  /** Where the input came from, for messages ("input", "images[3]"). */
+  readonly name: string;
+}
+
+/**
+ * Decodes any image input, applies its EXIF orientation, drops alpha, and resizes it as `options.resizeTo` says.
+ * @throws TypeError (not an image input) or RangeError (a tensor of the wrong type or shape) with code
+ * ERR_SAN_INVALID_ARG; a SanError with code ERR_SAN_IMAGE when sharp cannot decode it or it is too large.
+ */
+export async function readImage(input: ImageInput, options: ReadImageOptions): Promise<DecodedImage> {
+  const decoder = toSharp(input, options);
+  try {
+    const oriented = decoder.rotate();
+    const metadata = await oriented.clone().metadata();
+    const [height, width] = orientedSize(metadata);
+    const target = options.resizeTo ? options.resizeTo(height, width) : [height, width];
+    let pipeline = oriented.removeAlpha().toColourspace('srgb');
+    if (target[0] !== height || target[1] !== width) {
+      pipeline = pipeline.resize(target[1], target[0], { fit: 'fill', kernel: 'linear' });
+    }
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const image = { data: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width };
+    return { image, originalSize: [height, width] };
+  } catch (error) {
+    throw new SanError(ErrorCode.IMAGE, `Could not read ${options.name} as an image: ${(error as Error).message}`);
+  }
+}
+
+/** A sharp pipeline over any image input; tensors are checked here, encoded bytes when sharp reads them. */
+function toSharp(input: ImageInput, options: Pick<ReadImageOptions, 'maxInputPixels' | 'name'>): Sharp {
+  const { maxInputPixels, name } = options;
+  if (isTensorLike(input)) {
+    checkTensor(input, name);
+    const { type, dims, data } = input as Tensor;
+    if (type !== 'uint8' || dims.length !== 3 || dims[2] !== 3) {
+      throw is.invalidParameterError(name, 'a uint8 tensor [height, width, 3] of RGB pixels',
+        `${type} [${dims.join(', ')}]`, 'range', type === 'uint8' ? ErrorCode.SHAPE : ErrorCode.DTYPE);
+    }
+    if (dims[0] * dims[1] > maxInputPixels) {
+      throw new SanError(ErrorCode.IMAGE, `${name} has ${dims[0]}×${dims[1]} pixels, more than maxInputPixels (${maxInputPixels})`);
+    }
+    return sharp(data as Uint8Array, { raw: { height: dims[0], width: dims[1], channels: 3 } });
+  }
+  if (typeof input === 'string' || input instanceof Uint8Array) {
+    if (input.length === 0) throw is.invalidParameterError(name, 'a file path or encoded image bytes', input, 'range');
+    return sharp(input, { limitInputPixels: maxInputPixels, failOn: 'error' });
+  }
+  if (input instanceof sharp) return (input as Sharp).clone();
+  throw is.invalidParameterError(name, 'a file path, a Buffer, a sharp instance or a uint8 tensor [H, W, 3]', input);
+}
+
+function orientedSize(metadata: Metadata): [number, number] {
   const { width, height, orientation } = metadata;
+  if (!(width > 0 && height > 0)) throw new Error(`it declares a size of ${width}×${height}`);
   // EXIF orientations 5-8 swap the axes.
-  return orientation !== undefined && orientation >= 5 ? { width: height, height: width } : { width, height };
+  return orientation !== undefined && orientation >= 5 ? [width, height] : [height, width];
 }
 
 /** A colour for each class index, well apart for neighbouring indices (golden-angle hues). */
@@ -64,32 +122,35 @@ export function classColour(index: number): [number, number, number] {
 }
 
 /**
- * Renders `labels` (class indices, row-major [image.height, image.width]) over `image` as a PNG: each pixel mixed
- * half and half with its class colour, and a legend of the classes present, largest first.
+ * Renders `labels` (class indices, row-major [height, width]) as a PNG with a legend of the classes present,
+ * largest first, at the top left: over `image` (each pixel mixed half and half with its class colour) or, without
+ * one, as plain class colours.
  */
-export async function renderOverlay(image: RgbImage, labels: Uint16Array, classes: readonly string[]): Promise<Buffer> {
-  const { height, width } = image;
+export async function renderOverlay(labels: Uint16Array, classes: readonly string[], size: { height: number; width: number },
+  image?: RgbImage): Promise<Buffer> {
+  const { height, width } = size;
   const mixed = Buffer.alloc(height * width * 3);
   const counts = new Array<number>(classes.length).fill(0);
   const colours = classes.map((_, i) => classColour(i));
   for (let p = 0; p < labels.length; p += 1) {
     const colour = colours[labels[p]];
     counts[labels[p]] += 1;
-    for (let c = 0; c < 3; c += 1) mixed[p * 3 + c] = (image.data[p * 3 + c] + colour[c]) >> 1;
+    for (let c = 0; c < 3; c += 1) mixed[p * 3 + c] = image ? (image.data[p * 3 + c] + colour[c]) >> 1 : colour[c];
   }
   const present = classes.map((name, i) => ({ name, i, share: counts[i] / labels.length }))
     .filter((entry) => entry.share > 0)
     .sort((a, b) => b.share - a.share);
   return sharp(mixed, { raw: { width, height, channels: 3 } })
-    .composite([{ input: legendSvg(present, colours, height), top: 0, left: 0 }])
+    .composite([{ input: legendSvg(present, colours, size), top: 0, left: 0 }])
     .removeAlpha() // the SVG legend brings an alpha channel the label overlay does not need
     .png()
     .toBuffer();
 }
 
-function legendSvg(entries: { name: string; i: number; share: number }[], colours: number[][], maxHeight: number): Buffer {
+function legendSvg(entries: { name: string; i: number; share: number }[], colours: number[][],
+  image: { height: number; width: number }): Buffer {
   const rowHeight = 18;
-  const shown = entries.slice(0, Math.max(1, Math.floor((maxHeight - 8) / rowHeight)));
+  const shown = entries.slice(0, Math.max(1, Math.floor((image.height - 8) / rowHeight)));
   const escape = (text: string): string => text.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const rows = shown.map(({ name, i, share }, row) => {
     const y = 4 + row * rowHeight;
@@ -98,7 +159,9 @@ function legendSvg(entries: { name: string; i: number; share: number }[], colour
       `<text x="24" y="${y + 12}" font-family="sans-serif" font-size="13" fill="white">` +
       `${escape(name)} ${(share * 100).toFixed(1)}%</text>`;
   });
-  const height = 8 + shown.length * rowHeight;
-  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="240" height="${height}">` +
-    `<rect width="240" height="${height}" fill="black" fill-opacity="0.55"/>${rows.join('')}</svg>`);
+  // Cut to the image: sharp refuses a composite larger than its base.
+  const height = Math.min(image.height, 8 + shown.length * rowHeight);
+  const width = Math.min(image.width, 240);
+  return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+    `<rect width="${width}" height="${height}" fill="black" fill-opacity="0.55"/>${rows.join('')}</svg>`);
 }

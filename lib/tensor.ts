@@ -39,8 +39,22 @@ export const TENSOR_TYPES = Object.freeze({
 
 export type TensorType = keyof typeof TENSOR_TYPES;
 
+/** The data array of each tensor type, over any buffer (a Buffer's pool, a SharedArrayBuffer, LibTorch's memory). */
+interface TensorDataTypes {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  bfloat16: Uint16Array;
+  int8: Int8Array;
+  uint8: Uint8Array;
+  int16: Int16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  bool: Uint8Array;
+}
+
 /** The data array of a tensor of type `T`. */
-export type TensorData<T extends TensorType = TensorType> = InstanceType<(typeof TENSOR_TYPES)[T]>;
+export type TensorData<T extends TensorType = TensorType> = TensorDataTypes[T];
 
 /** A dense, row-major tensor. */
 export interface Tensor<T extends TensorType = TensorType> {

@@ -4,7 +4,7 @@
 text tower), the module exported to TorchScript: uint8 images in, mask logits and mask embeddings out, plus the
 classification and post-processing as methods so that a runtime can keep the whole pipeline on its device.
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +55,9 @@ class SanSegmenter(nn.Module):
         self.mask_stride = cfg.side_adapter.patch_size
         # Fusion layers read the extractor's outputs in order; the recognition head reads the last one.
         self.num_fusion_layers = len(cfg.side_adapter.fusion_map)
+        # Without scores asked for, labels are reduced over classes in chunks of at most this many score elements,
+        # so that a large vocabulary on a large image does not need all (C, H, W) scores at once.
+        self.label_chunk_elements = 1 << 26
 
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         """uint8 RGB (N, 3, H, W) → mask logits (N, Q, Hp/16, Wp/16) and unit mask embeddings (N, Q, D).
@@ -133,3 +136,59 @@ class SanSegmenter(nn.Module):
         scores = self.semantic_inference(class_logits, self.resize_mask_logits(mask_logits, image_h, image_w,
                                                                                out_h, out_w))
         return scores, scores.argmax(dim=1)
+
+    @torch.jit.export
+    def segment(self, images: Tensor, image_sizes: Tensor, output_sizes: Tensor, text_embeds: Tensor,
+                with_scores: bool, with_proposals: bool) -> List[Dict[str, Tensor]]:
+        """The whole image pipeline in one call, for a runtime that wants one round trip per batch.
+
+        images: uint8 (N, H, W, 3), channels last as images are decoded, image i at the top left of the canvas;
+        image_sizes and output_sizes: int64 (N, 2) of each image's (height, width) and wanted output size;
+        text_embeds: unit class embeddings (C, D). Returns per image {"labels": int16 (out_h, out_w)}, plus "scores" (C, out_h,
+        out_w) when with_scores, plus "mask_logits" (Q, Hp/16, Wp/16) and "class_probs" (Q, C+1, background
+        last) when with_proposals. Labels and scores equal postprocess's for that image.
+        """
+        if text_embeds.dim() != 2 or text_embeds.shape[0] < 1 or text_embeds.shape[0] > 32767:
+            raise ValueError("text_embeds must be (C, D) with 1 <= C <= 32767, got " + str(text_embeds.shape))
+        if images.dim() != 4 or images.shape[3] != 3:
+            raise ValueError("images must be (N, H, W, 3), got " + str(images.shape))
+        mask_logits, mask_embeds = self.forward_with_sizes(images.permute(0, 3, 1, 2).contiguous(), image_sizes)
+        class_logits = self.classify(mask_embeds, text_embeds)
+        sizes: List[List[int]] = image_sizes.tolist()
+        outputs: List[List[int]] = output_sizes.tolist()
+        results: List[Dict[str, Tensor]] = []
+        for i in range(images.shape[0]):
+            image_logits = class_logits[i:i + 1]
+            masks = self.resize_mask_logits(mask_logits[i:i + 1], sizes[i][0], sizes[i][1], outputs[i][0],
+                                            outputs[i][1])
+            result: Dict[str, Tensor] = {}
+            if with_scores:
+                scores = self.semantic_inference(image_logits, masks)
+                result["scores"] = scores[0]
+                labels = scores.argmax(dim=1)
+            else:
+                labels = self.semantic_labels(image_logits, masks)
+            result["labels"] = labels[0].to(torch.int16)
+            if with_proposals:
+                result["mask_logits"] = mask_logits[i]
+                result["class_probs"] = image_logits[0].softmax(dim=-1)
+            results.append(result)
+        return results
+
+    def semantic_labels(self, class_logits: Tensor, mask_logits: Tensor) -> Tensor:
+        """argmax over classes of semantic_inference, computed over chunks of classes (first maximum wins)."""
+        num_classes = class_logits.shape[-1] - 1
+        pixels = mask_logits.shape[0] * mask_logits.shape[2] * mask_logits.shape[3]
+        chunk = max(1, self.label_chunk_elements // max(1, pixels))
+        if chunk >= num_classes:
+            return self.semantic_inference(class_logits, mask_logits).argmax(dim=1)
+        probs = class_logits.softmax(dim=-1)[..., :-1]
+        masks = mask_logits.sigmoid()
+        best = torch.einsum("bqc,bqhw->bchw", probs[..., :chunk], masks).max(dim=1)
+        best_scores, labels = best[0], best[1]
+        for start in range(chunk, num_classes, chunk):
+            scores, indices = torch.einsum("bqc,bqhw->bchw", probs[..., start:start + chunk], masks).max(dim=1)
+            better = scores > best_scores
+            best_scores = torch.where(better, scores, best_scores)
+            labels = torch.where(better, indices + start, labels)
+        return labels

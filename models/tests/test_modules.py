@@ -176,3 +176,28 @@ def test_attention_equals_nn_multihead_attention_as_open_clip_calls_it():
     expected = reference(x.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1), need_weights=False,
                          attn_mask=causal)[0].transpose(0, 1)
     assert (ours(x, causal) - expected).abs().max() < 1e-5
+
+
+@torch.no_grad()
+def test_segment_is_postprocess_per_image_in_one_call(tiny_san):
+    segmenter = torch.jit.script(SanSegmenter(tiny_san))
+    images = random_images(2, 72, 100)
+    sizes = torch.tensor([[72, 100], [50, 63]])
+    output_sizes = torch.tensor([[50, 75], [30, 40]])
+    text_embeds = F.normalize(torch.randn(300, tiny_san.cfg.clip_visual.output_dim), dim=-1)
+    channels_last = images.permute(0, 2, 3, 1).contiguous()
+    results = segmenter.segment(channels_last, sizes, output_sizes, text_embeds, True, True)
+    mask_logits, mask_embeds = segmenter.forward_with_sizes(images, sizes)
+    class_logits = segmenter.classify(mask_embeds, text_embeds)
+    for i, result in enumerate(results):
+        (h, w), (out_h, out_w) = sizes[i].tolist(), output_sizes[i].tolist()
+        scores, labels = segmenter.postprocess(class_logits[i:i + 1], mask_logits[i:i + 1], h, w, out_h, out_w)
+        assert torch.equal(result["scores"], scores[0])
+        assert result["labels"].dtype == torch.int16 and torch.equal(result["labels"].long(), labels[0])
+        assert torch.equal(result["mask_logits"], mask_logits[i])
+        assert torch.allclose(result["class_probs"], class_logits[i].softmax(dim=-1))
+    # Labels alone, reduced over chunks of 7 classes, are the argmax of the full scores.
+    segmenter.label_chunk_elements = 7 * 50 * 75
+    labels_only = segmenter.segment(channels_last, sizes, output_sizes, text_embeds, False, False)
+    assert [sorted(r) for r in labels_only] == [["labels"], ["labels"]]
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(labels_only, results))

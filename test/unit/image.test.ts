@@ -1,5 +1,11 @@
 import sharp from 'sharp';
-import { SAN_RESIZE_POLICY, classColour, modelScaleSize, readAtModelScale, renderOverlay } from '../../lib/image';
+import { SAN_RESIZE_POLICY, classColour, modelScaleSize, readImage, renderOverlay } from '../../lib/image';
+
+const READ = {
+  resizeTo: (h: number, w: number): [number, number] => modelScaleSize(h, w, SAN_RESIZE_POLICY),
+  maxInputPixels: 1e8,
+  name: 'input',
+};
 
 describe('model-scale resizing', () => {
   test.each([
@@ -15,7 +21,8 @@ describe('model-scale resizing', () => {
   test('reads an image at model scale as RGB, alpha dropped', async () => {
     const png = await sharp({ create: { width: 50, height: 25, channels: 4, background: { r: 200, g: 10, b: 30, alpha: 1 } } })
       .png().toBuffer();
-    const image = await readAtModelScale(png, SAN_RESIZE_POLICY);
+    const { image, originalSize } = await readImage(png, READ);
+    expect(originalSize).toEqual([25, 50]);
     expect([image.height, image.width]).toEqual([640, 1280]);
     expect(image.data.length).toBe(640 * 1280 * 3);
     expect(Array.from(image.data.subarray(0, 3))).toEqual([200, 10, 30]);
@@ -24,7 +31,8 @@ describe('model-scale resizing', () => {
   test('applies the EXIF orientation before sizing', async () => {
     const jpeg = await sharp({ create: { width: 60, height: 30, channels: 3, background: 'white' } })
       .jpeg().withMetadata({ orientation: 6 }).toBuffer();
-    const image = await readAtModelScale(jpeg, SAN_RESIZE_POLICY);
+    const { image, originalSize } = await readImage(jpeg, READ);
+    expect(originalSize).toEqual([60, 30]);
     expect([image.height, image.width]).toEqual([1280, 640]);
   });
 });
@@ -35,7 +43,7 @@ describe('overlay rendering', () => {
     const image = { data: new Uint8Array(height * width * 3).fill(100), height, width };
     const labels = new Uint16Array(height * width).fill(1);
     labels.fill(0, 0, width * 50); // top half: class 0
-    const png = await renderOverlay(image, labels, ['sky', 'grass']);
+    const png = await renderOverlay(labels, ['sky', 'grass'], image, image);
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height, info.channels]).toEqual([width, height, 3]);
     const pixel = (row: number, col: number): number[] =>
@@ -49,4 +57,11 @@ describe('overlay rendering', () => {
     const colours = Array.from({ length: 20 }, (_, i) => classColour(i).join(','));
     expect(new Set(colours).size).toBe(20);
   });
+});
+
+test('an image smaller than the legend still renders, the legend cut to it', async () => {
+  const labels = new Uint16Array(8 * 8).fill(0);
+  const png = await renderOverlay(labels, ['a very long class name indeed'], { height: 8, width: 8 });
+  const meta = await sharp(png).metadata();
+  expect([meta.width, meta.height]).toEqual([8, 8]);
 });

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `SanModel`: open-vocabulary semantic segmentation with an exported SAN model folder.
+ *
+ * An image and a list of class names go in; a label map comes out. The class names are encoded by CLIP's text
+ * tower (prompt templates, ensembled) through a cache; the image is decoded and resized by sharp; the network,
+ * classification and post-processing run in one call on the model's device (san.pt's `segment` method), and only
+ * what the caller asked for comes back.
+ * @module
+ */
+import { ErrorCode, SanError } from './errors';
+import { ImageInput, modelScaleSize, readImage } from './image';
+import * as is from './is';
+import { readModelDir, Manifest, ModelDir } from './model-dir';
+import { ensembleTemplates, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
+import { LabelMap, SegmentResult } from './segment-result';
+import { tensor, Tensor } from './tensor';
+import { TextEmbeddingCache } from './text-cache';
+import { ClipTokenizer } from './tokenizer';
+import { Result, TorchModel, TorchModelOptions } from './torch-model';
+
+/** Options of {@link SanModel.load}, besides the runtime's (device, dtype, threads, queueLimit). */
+export interface SanModelOptions extends TorchModelOptions {
+  /**
+   * The text-embedding cache: a {@link TextEmbeddingCache} (to share one between models), options for a new one,
+   * or `false` for none.
+   * @defaultValue a new cache of 64 MiB
+   */
+  textCache?: TextEmbeddingCache | { maxBytes?: number; file?: string } | false;
+  /** Check every file's sha256 against the manifest while loading. @defaultValue `true` */
+  verify?: boolean;
+  /** The most pixels an input image may have (checked before decoding). @defaultValue `268402689` (16383²) */
+  maxInputPixels?: number;
+}
+
+/** The prompt templates: a set's name or a list of templates, each with a `{}` where the class name goes. */
+export type Templates = TemplateSetName | readonly string[];
+
+/** Options of {@link SanModel.segment}. */
+export interface SegmentOptions {
+  /** The vocabulary: 1 to 4096 class names in plain words; a name may list synonyms ("person, someone"). */
+  classes: readonly string[];
+  /** Prompt templates. @defaultValue the manifest's set (`'vild'`, 14 templates) */
+  templates?: Templates;
+  /**
+   * Resize the image under the manifest's policy (short side 640, long side at most 2560, bilinear); `false` when
+   * the input is already at model scale. @defaultValue `true`
+   */
+  resize?: boolean;
+  /** [height, width] of the returned maps, each 1 to 16384. @defaultValue the input's own size */
+  outputSize?: readonly [number, number];
+  /** Return per-class scores, float32 [C, height, width]. @defaultValue `false` */
+  scores?: boolean;
+  /** Return the mask proposals (mask logits and per-mask class probabilities). @defaultValue `false` */
+  proposals?: boolean;
+}
+
+/** Options of {@link SanModel.encodeText}. */
+export interface EncodeTextOptions {
+  /** Prompt templates. @defaultValue the manifest's set */
+  templates?: Templates;
+}
+
+/** Defaults of every option that has one. */
+export const SAN_MODEL_DEFAULTS = Object.freeze({
+  textCacheBytes: 64 * 1024 * 1024,
+  verify: true,
+  maxInputPixels: 0x3fff * 0x3fff,
+  resize: true,
+  scores: false,
+  proposals: false,
+});
+
+/** Most classes one call may name: their scores at 640×853 already take 9 GB. */
+export const MAX_CLASSES = 4096;
+/** Longest class name, in characters; CLIP reads at most 77 tokens of a prompt anyway. */
+export const MAX_CLASS_LENGTH = 1000;
+const MAX_OUTPUT_SIDE = 16384;
+// Prompts per text-encoder call: bounds the activations of a large vocabulary.
+const TEXT_BATCH = 256;
+const SAN = 'san';
+const TEXT_ENCODER = 'text_encoder';
+
+interface CheckedSegmentOptions {
+  classes: readonly string[];
+  templates: readonly string[];
+  resize: boolean;
+  outputSize: [number, number] | undefined;
+  scores: boolean;
+  proposals: boolean;
+}
+
+export class SanModel {
+  readonly #torch: TorchModel;
+  readonly #modelDir: ModelDir;
+  readonly #tokenizer: ClipTokenizer;
+  readonly #textCache: TextEmbeddingCache | undefined;
+  readonly #maxInputPixels: number;
+
+  private constructor(torch: TorchModel, modelDir: ModelDir, tokenizer: ClipTokenizer,
+    textCache: TextEmbeddingCache | undefined, maxInputPixels: number) {
+    this.#torch = torch;
+    this.#modelDir = modelDir;
+    this.#tokenizer = tokenizer;
+    this.#textCache = textCache;
+    this.#maxInputPixels = maxInputPixels;
+  }
+
+  /**
+   * Loads a model folder written by `python3 -m models.export` (or `san-seg export`).
+   * @param dir - the folder holding manifest.json, san.pt, text_encoder.pt and bpe_vocab.txt.gz.
+   * @param options - see {@link SanModelOptions}.
+   * @throws TypeError or RangeError for a bad option; SanError ERR_SAN_MODEL_LOAD for a missing, incomplete or
+   *   altered folder, ERR_SAN_DEVICE when the device cannot be used.
+   * @example
+   * ```ts
+   * const model = await SanModel.load('models/san_vit_b_16');
+   * ```
+   * @example
+   * ```ts
+   * const model = await SanModel.load(dir, { device: 'cuda', dtype: 'float16', textCache: { maxBytes: 2 ** 28 } });
+   * ```
+   */
+  static async load(dir: string, options: SanModelOptions = {}): Promise<SanModel> {
+    if (!is.string(dir) || dir.length === 0) throw is.invalidParameterError('dir', 'a model folder path', dir);
+    if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+    const { textCache, verify, maxInputPixels, ...runtime } = options as SanModelOptions;
+    const checkedVerify = verify ?? SAN_MODEL_DEFAULTS.verify;
+    if (!is.bool(checkedVerify)) throw is.invalidParameterError('options.verify', 'a boolean', verify);
+    const pixels = maxInputPixels ?? SAN_MODEL_DEFAULTS.maxInputPixels;
+    if (!is.integer(pixels) || pixels < 1) {
+      throw is.invalidParameterError('options.maxInputPixels', 'a positive integer', maxInputPixels, 'range');
+    }
+    const cache = makeTextCache(textCache);
+    const modelDir = await readModelDir(dir, checkedVerify);
+    const tokenizer = ClipTokenizer.fromFile(modelDir.files.bpe_vocab);
+    if (tokenizer.vocabSize !== modelDir.manifest.text.vocab_size) {
+      throw new SanError(ErrorCode.MODEL_LOAD, `The model folder ${modelDir.dir} has a vocabulary of ` +
+        `${tokenizer.vocabSize} tokens where its manifest says ${modelDir.manifest.text.vocab_size}`);
+    }
+    const torch = await TorchModel.load({ [SAN]: modelDir.files.san, [TEXT_ENCODER]: modelDir.files.text_encoder },
+      runtime);
+    return new SanModel(torch, modelDir, tokenizer, cache, pixels);
+  }
+
+  /** The manifest of the loaded folder. */
+  get manifest(): Readonly<Manifest> {
+    return this.#modelDir.manifest;
+  }
+
+  /** The device in use: `'cpu'` or `'cuda:N'`. */
+  get device(): string {
+    return this.#torch.device;
+  }
+
+  /** The text-embedding cache, if the model has one. */
+  get textCache(): TextEmbeddingCache | undefined {
+    return this.#textCache;
+  }
+
+  /** Calls submitted to the runtime and not yet settled. */
+  get queueDepth(): number {
+    return this.#torch.queueDepth;
+  }
+
+  /**
+   * Segments one image into the given classes.
+   * @param input - a file path, encoded bytes (any format sharp reads), a sharp instance, or a uint8 tensor
+   *   [H, W, 3] of RGB pixels. EXIF orientation is applied.
+   * @param options - classes, templates, resizing, output size and extra outputs; see {@link SegmentOptions}.
+   * @returns the label map over `options.classes`, and scores and proposals when asked for.
+   * @throws TypeError or RangeError (ERR_SAN_INVALID_ARG, ERR_SAN_DTYPE, ERR_SAN_SHAPE) for bad options or a bad
+   *   tensor; SanError ERR_SAN_IMAGE for an image that cannot be decoded or is too large; the runtime's errors.
+   * @example
+   * ```ts
+   * const result = await model.segment('street.jpg', { classes: ['road', 'car', 'person, pedestrian', 'sky'] });
+   * await fs.promises.writeFile('street-overlay.png', await result.toPng());
+   * ```
+   * @example
+   * ```ts
+   * const { scores } = await model.segment(buffer, { classes, scores: true, outputSize: [256, 256] });
+   * ```
+   */
+  async segment(input: ImageInput, options: SegmentOptions): Promise<SegmentResult> {
+    const checked = this.#checkSegmentOptions(options);
+    const { resize: policy } = this.manifest;
+    const [decoded, classEmbeddings] = await Promise.all([
+      readImage(input, {
+        resizeTo: checked.resize
+          ? (h, w) => modelScaleSize(h, w, { shortSide: policy.short_edge, maxLongSide: policy.max_size })
+          : undefined,
+        maxInputPixels: this.#maxInputPixels,
+        name: 'input',
+      }),
+      this.#classEmbeddings(checked.classes, checked.templates),
+    ]);
+    const { image, originalSize } = decoded;
+    const [outHeight, outWidth] = checked.outputSize ?? originalSize;
+    const sizes = (h: number, w: number): Tensor<'int64'> => tensor('int64', [1, 2], new BigInt64Array([BigInt(h), BigInt(w)]));
+    const [result] = (await this.#torch.run(SAN, 'segment', [
+      tensor('uint8', [1, image.height, image.width, 3], image.data),
+      sizes(image.height, image.width),
+      sizes(outHeight, outWidth),
+      classEmbeddings,
+      checked.scores,
+      checked.proposals,
+    ], { float32Outputs: true })) as Record<string, Tensor>[];
+    const labels = result.labels as Tensor<'int16'>;
+    const labelMap: LabelMap = {
+      type: 'uint16',
+      dims: [outHeight, outWidth],
+      // int16 from the model, at most MAX_CLASSES - 1: the same bits read as uint16, without a copy.
+      data: new Uint16Array(labels.data.buffer, labels.data.byteOffset, labels.data.length),
+    };
+    const proposals = checked.proposals
+      ? { maskLogits: result.mask_logits as Tensor<'float32'>, classProbs: result.class_probs as Tensor<'float32'> }
+      : undefined;
+    const readBackground = async () => (await readImage(input, {
+      resizeTo: () => [outHeight, outWidth],
+      maxInputPixels: this.#maxInputPixels,
+      name: 'input',
+    })).image;
+    return new SegmentResult({
+      labels: labelMap,
+      classes: [...checked.classes],
+      scores: result.scores as Tensor<'float32'> | undefined,
+      proposals,
+    }, readBackground);
+  }
+
+  /**
+   * The unit class embeddings the classifier uses: each class's prompts encoded, normalised, averaged over the
+   * templates and normalised again. Served from the text cache when the model has one.
+   * @param classes - class names; order and duplicates are kept.
+   * @returns float32 [classes.length, D].
+   * @example
+   * ```ts
+   * const { dims, data } = await model.encodeText(['cat', 'dog']);
+   * ```
+   * @example
+   * ```ts
+   * const single = await model.encodeText(['cat'], { templates: ['a photo of a {}.'] });
+   * ```
+   */
+  async encodeText(classes: readonly string[], options: EncodeTextOptions = {}): Promise<Tensor<'float32'>> {
+    if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+    const { templates } = options as EncodeTextOptions;
+    return this.#classEmbeddings(checkClasses(classes, 'classes'), this.#checkTemplates(templates));
+  }
+
+  /** Frees the model once the calls already submitted have settled. */
+  dispose(): Promise<void> {
+    return this.#torch.dispose();
+  }
+
+  async #classEmbeddings(classes: readonly string[], templates: readonly string[]): Promise<Tensor<'float32'>> {
+    const dim = this.manifest.dims.embed_dim;
+    const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, templates);
+    const data = this.#textCache
+      ? await this.#textCache.lookup(
+        { modelId: this.manifest.files.text_encoder.sha256, templateKey: JSON.stringify(templates), dim }, classes, encode)
+      : await encode([...classes]);
+    return tensor('float32', [classes.length, dim], data);
+  }
+
+  async #encodeClasses(names: string[], templates: readonly string[]): Promise<Float32Array> {
+    const dim = this.manifest.dims.embed_dim;
+    const prompts = names.flatMap((name) => promptsFor(name, templates));
+    const embeddings = new Float32Array(prompts.length * dim);
+    for (let start = 0; start < prompts.length; start += TEXT_BATCH) {
+      const { ids, dims } = this.#tokenizer.tokenize(prompts.slice(start, start + TEXT_BATCH),
+        this.manifest.text.context_length);
+      const out = (await this.#torch.run(TEXT_ENCODER, 'forward', [tensor('int64', dims, ids)],
+        { float32Outputs: true })) as Result as Tensor<'float32'>;
+      embeddings.set(out.data, start * dim);
+    }
+    return ensembleTemplates(embeddings, templates.length, dim);
+  }
+
+  #checkTemplates(templates: Templates | undefined): readonly string[] {
+    if (templates === undefined) return this.manifest.text.templates;
+    if (is.string(templates)) {
+      if (!is.inArray(templates, Object.keys(TEMPLATE_SETS))) {
+        throw is.invalidParameterError('options.templates', `one of: ${Object.keys(TEMPLATE_SETS).join(', ')}, or a list of templates`,
+          templates, 'range');
+      }
+      return TEMPLATE_SETS[templates as TemplateSetName];
+    }
+    if (!Array.isArray(templates) || templates.length === 0) {
+      throw is.invalidParameterError('options.templates', 'a template set name or a non-empty Array of templates', templates);
+    }
+    templates.forEach((template: unknown, i) => {
+      if (!is.string(template) || !template.includes('{}')) {
+        throw is.invalidParameterError(`options.templates[${i}]`, "a string with '{}' where the class name goes", template,
+          is.string(template) ? 'range' : 'type');
+      }
+    });
+    return [...templates];
+  }
+
+  #checkSegmentOptions(options: SegmentOptions): CheckedSegmentOptions {
+    if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object with classes', options);
+    const flag = (name: 'resize' | 'scores' | 'proposals'): boolean => {
+      const value = options[name] ?? SAN_MODEL_DEFAULTS[name];
+      if (!is.bool(value)) throw is.invalidParameterError(`options.${name}`, 'a boolean', options[name]);
+      return value;
+    };
+    return {
+      classes: checkClasses(options.classes, 'options.classes'),
+      templates: this.#checkTemplates((options as SegmentOptions).templates),
+      resize: flag('resize'),
+      outputSize: checkOutputSize(options.outputSize),
+      scores: flag('scores'),
+      proposals: flag('proposals'),
+    };
+  }
+}
+
+function checkClasses(classes: unknown, name: string): readonly string[] {
+  if (!Array.isArray(classes)) throw is.invalidParameterError(name, 'an Array of class names', classes);
+  if (!is.inRange(classes.length, 1, MAX_CLASSES)) {
+    throw is.invalidParameterError(`${name}.length`, `1 to ${MAX_CLASSES} classes`, classes.length, 'range');
+  }
+  classes.forEach((value: unknown, i) => {
+    if (!is.string(value)) throw is.invalidParameterError(`${name}[${i}]`, 'a string', value);
+    if (value.trim().length === 0 || value.length > MAX_CLASS_LENGTH) {
+      throw is.invalidParameterError(`${name}[${i}]`, `a class name of 1 to ${MAX_CLASS_LENGTH} characters, not blank`,
+        value, 'range');
+    }
+  });
+  return classes as string[];
+}
+
+function checkOutputSize(size: unknown): [number, number] | undefined {
+  if (size === undefined) return undefined;
+  if (!Array.isArray(size) || size.length !== 2) {
+    throw is.invalidParameterError('options.outputSize', 'an Array [height, width]', size);
+  }
+  size.forEach((side: unknown, i) => {
+    if (!is.integer(side) || !is.inRange(side, 1, MAX_OUTPUT_SIDE)) {
+      throw is.invalidParameterError(`options.outputSize[${i}]`, `an integer between 1 and ${MAX_OUTPUT_SIDE}`, side, 'range');
+    }
+  });
+  return [size[0], size[1]];
+}
+
+function makeTextCache(option: SanModelOptions['textCache']): TextEmbeddingCache | undefined {
+  if (option === false) return undefined;
+  if (option instanceof TextEmbeddingCache) return option;
+  if (option !== undefined && !is.plainObject(option)) {
+    throw is.invalidParameterError('options.textCache', 'a TextEmbeddingCache, { maxBytes, file } or false', option);
+  }
+  const maxBytes = option?.maxBytes ?? SAN_MODEL_DEFAULTS.textCacheBytes;
+  if (!is.integer(maxBytes) || maxBytes < 0) {
+    throw is.invalidParameterError('options.textCache.maxBytes', 'an integer of at least 0', option?.maxBytes, 'range');
+  }
+  if (option?.file !== undefined && !is.string(option.file)) {
+    throw is.invalidParameterError('options.textCache.file', 'a file path', option.file);
+  }
+  return new TextEmbeddingCache({ maxBytes, file: option?.file });
+}
