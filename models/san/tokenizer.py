@@ -1,11 +1,13 @@
 """Reference CLIP tokenizer (open_clip 2.16 `SimpleTokenizer` and `tokenize`), for any merges file.
 
-lib/tokenizer.ts is checked against it token for token. Text is fixed with ftfy when it is installed (Debian 12
-has no package for it), HTML-unescaped twice, stripped, whitespace-collapsed, lower-cased, pre-split with CLIP's
-regular expression and byte-level BPE encoded.
+lib/tokenizer.ts is checked against it token for token. Text is fixed with ftfy when it is installed, otherwise
+(Debian 12 has no package for it) with `fix_text_subset`, the same part of ftfy that lib/tokenizer.ts reproduces;
+then HTML-unescaped twice, stripped, whitespace-collapsed, lower-cased, pre-split with CLIP's regular expression
+and byte-level BPE encoded.
 """
 import gzip
 import html
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
@@ -15,7 +17,7 @@ import torch
 
 try:
     import ftfy
-except ImportError:  # the tokenizer then leaves mojibake, curly quotes and ligatures as they are
+except ImportError:  # fix_text_subset is used instead
     ftfy = None
 
 START_OF_TEXT = "<start_of_text>"
@@ -45,9 +47,29 @@ def bytes_to_unicode() -> Dict[int, str]:
     return dict(zip(printable, map(chr, chars)))
 
 
+# NOTE: without ftfy, the part of ftfy.fix_text that changes class names and prompts is done as lib/tokenizer.ts's
+# fixText does it: the same characters, in the same order. Not reproduced: mojibake, control characters, line breaks,
+# half-width forms, ftfy's own HTML unescaping, and its uncurling of U+02BC (so "ŉ" gives "ʼn" here, "'n" in ftfy).
+CURLY_SINGLE = regex.compile("[\u2018\u2019\u201a\u201b]")
+CURLY_DOUBLE = regex.compile("[\u201c\u201d\u201e\u201f]")
+LIGATURES = str.maketrans({
+    "\u0132": "IJ", "\u0133": "ij", "\u0149": "\u02bcn", "\u01c7": "LJ", "\u01c8": "Lj", "\u01c9": "lj",
+    "\u01ca": "NJ", "\u01cb": "Nj", "\u01cc": "nj", "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi",
+    "\ufb04": "ffl", "\ufb05": "\u017ft", "\ufb06": "st",
+})
+# Full-width ASCII (U+FF01-U+FF5E) to ASCII, the ideographic space to a space.
+FULL_WIDTH = str.maketrans({**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: " "})
+
+
+def fix_text_subset(text: str) -> str:
+    """Curly quotes to straight ones, Latin ligatures split, full-width ASCII to ASCII, then NFC."""
+    text = CURLY_DOUBLE.sub('"', CURLY_SINGLE.sub("'", text))
+    text = text.translate(LIGATURES).translate(FULL_WIDTH)
+    return unicodedata.normalize("NFC", text)
+
+
 def clean_text(text: str) -> str:
-    if ftfy is not None:
-        text = ftfy.fix_text(text)
+    text = ftfy.fix_text(text) if ftfy is not None else fix_text_subset(text)
     text = html.unescape(html.unescape(text)).strip()
     return regex.sub(r"\s+", " ", text).strip().lower()
 
