@@ -4,7 +4,7 @@
  */
 
 /** Label maps as row-major class indices; any unsigned or signed integer array. */
-export type LabelMap = Uint8Array | Uint16Array | Uint32Array | Int32Array | Int16Array | Int8Array;
+export type LabelArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | Int16Array | Int8Array;
 
 /** The figures of {@link ConfusionMatrix.metrics}, in percent as detectron2 prints them. */
 export interface SegmentationMetrics {
@@ -39,7 +39,7 @@ export class ConfusionMatrix {
   }
 
   /** Adds one image: `prediction` and `label` are label maps of the same size. */
-  add(prediction: LabelMap, label: LabelMap): void {
+  add(prediction: LabelArray, label: LabelArray): void {
     if (prediction.length !== label.length) {
       throw new RangeError(`Expected a prediction of ${label.length} pixels, as its label map, but received ${prediction.length}`);
     }
