@@ -12,7 +12,7 @@
  * its item's index. It uses only Node built-ins.
  * @module
  */
-import { ErrorCode, SanError, SanErrorCode } from './errors';
+import { ErrorCode, SanError } from './errors';
 import * as is from './is';
 
 /** What {@link DynamicBatcher.submit} does when `maxQueue` items are already queued. */
@@ -122,12 +122,6 @@ export const DYNAMIC_BATCHER_DEFAULTS = Object.freeze({
   onFull: 'reject' as OnFull,
   concurrency: 1,
 });
-
-/**
- * The code of a call that ran past its `timeoutMs`. It belongs in `ErrorCode` (lib/errors.ts) as `TIMEOUT`; it is
- * declared here until it is, and timeout errors are SanErrors that carry it.
- */
-export const ERR_SAN_TIMEOUT: string = 'ERR_SAN_TIMEOUT';
 
 const ON_FULL: readonly OnFull[] = ['reject', 'wait'];
 const MAX_INT32 = 2 ** 31 - 1;
@@ -556,8 +550,7 @@ export class DynamicBatcher<I, O> {
 
   #timeout(entry: Entry<I, O>, timeoutMs: number): void {
     entry.timer = undefined;
-    // ERR_SAN_TIMEOUT is not yet one of ErrorCode's codes; see its declaration above.
-    const code = ERR_SAN_TIMEOUT as SanErrorCode;
+    const code = ErrorCode.TIMEOUT;
     if (entry.state === 'running') {
       const message =
         `The call timed out after ${timeoutMs} ms (options.timeoutMs) while its batch ran; ` +

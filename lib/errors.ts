@@ -22,7 +22,7 @@ export const ErrorCode = Object.freeze({
   DEVICE: 'ERR_SAN_DEVICE',
   /** The model was disposed before the call. */
   DISPOSED: 'ERR_SAN_DISPOSED',
-  /** The model already has `queueLimit` calls pending. */
+  /** Too many calls pending: the runtime's `queueLimit`, or a batcher's `maxQueue` with `onFull: 'reject'`. */
   OVERLOADED: 'ERR_SAN_OVERLOADED',
   /** A bad option or argument: wrong type or range, unknown module or method, arguments the method does not take. */
   INVALID_ARG: 'ERR_SAN_INVALID_ARG',

@@ -1,4 +1,5 @@
-import { BatchInfo, DynamicBatcher, ERR_SAN_TIMEOUT } from '../../lib/batcher';
+import { BatchInfo, DynamicBatcher } from '../../lib/batcher';
+import { ErrorCode } from '../../lib/errors';
 import { SanError } from '../../lib/errors';
 
 /**
@@ -249,7 +250,7 @@ describe('DynamicBatcher abort and timeout', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(timedOut.error).toBeInstanceOf(SanError);
     expect(timedOut.error).toMatchObject({
-      code: ERR_SAN_TIMEOUT,
+      code: ErrorCode.TIMEOUT,
       message: 'The call timed out after 5 ms (options.timeoutMs) before its batch was dispatched',
     });
     expect(batcher.stats()).toMatchObject({ queued: 1 });
@@ -343,7 +344,7 @@ describe('DynamicBatcher queue bound', () => {
     controller.abort();
     await jest.advanceTimersByTimeAsync(5);
     expect(aborted.error).toMatchObject({ name: 'AbortError' });
-    expect(timedOut.error).toMatchObject({ code: ERR_SAN_TIMEOUT });
+    expect(timedOut.error).toMatchObject({ code: ErrorCode.TIMEOUT });
     expect(batcher.stats()).toMatchObject({ queued: 1, waiting: 1 });
     calls[0].resolve([10]);
     await flush();
