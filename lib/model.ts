@@ -8,14 +8,19 @@
  * what the caller asked for comes back.
  * @module
  */
+import { Duplex } from 'node:stream';
+import { DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
 import { ErrorCode, SanError } from './errors';
-import { ImageInput, modelScaleSize, readImage } from './image';
+import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
 import * as is from './is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
 import { ensembleTemplates, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
 import { LabelMap, SegmentResult } from './segment-result';
 import { tensor, Tensor } from './tensor';
 import { TextEmbeddingCache } from './text-cache';
+import { ServingMetrics, ServingStats } from './serving-stats';
+import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
+import { TextCacheStats } from './text-cache';
 import { ClipTokenizer } from './tokenizer';
 import { Result, TorchModel, TorchModelOptions } from './torch-model';
 
@@ -31,6 +36,14 @@ export interface SanModelOptions extends TorchModelOptions {
   verify?: boolean;
   /** The most pixels an input image may have (checked before decoding). @defaultValue `268402689` (16383²) */
   maxInputPixels?: number;
+  /**
+   * Dynamic batching of concurrent `segment` calls: images of the same padded shape, classes and outputs run as one
+   * batch. See {@link DynamicBatcherOptions} for `maxBatchSize`, `maxDelayMs`, `maxQueue` and `onFull`.
+   * @defaultValue `{ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' }`
+   */
+  batching?: Pick<DynamicBatcherOptions<unknown>, 'maxBatchSize' | 'maxDelayMs' | 'maxQueue' | 'onFull'>;
+  /** Called after each batch has run, e.g. to export metrics; it must not throw. */
+  onBatch?: (info: { size: number; runMs: number; queuedMs: number[] }) => void;
 }
 
 /** The prompt templates: a set's name or a list of templates, each with a `{}` where the class name goes. */
@@ -53,6 +66,20 @@ export interface SegmentOptions {
   scores?: boolean;
   /** Return the mask proposals (mask logits and per-mask class probabilities). @defaultValue `false` */
   proposals?: boolean;
+  /** Cancels the request while it waits for its batch; a running batch finishes and the result is dropped. */
+  signal?: AbortSignal;
+  /** Rejects with ERR_SAN_TIMEOUT when no answer came within this many milliseconds. @defaultValue none */
+  timeoutMs?: number;
+}
+
+/** Everything `metrics()` reports. */
+export interface SanModelMetrics extends ServingMetrics {
+  /** Requests waiting for a batch, and calls queued in the runtime (batches and text encodings). */
+  queueDepth: { batcher: number; runtime: number };
+  /** The text cache's counters; null without a cache. */
+  textCache: TextCacheStats | null;
+  /** The device, and the process's resident memory in bytes (the CPU's memory; GPU memory is not yet reported). */
+  memory: { device: string; rssBytes: number };
 }
 
 /** Options of {@link SanModel.encodeText}. */
@@ -69,6 +96,7 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   resize: true,
   scores: false,
   proposals: false,
+  batching: Object.freeze({ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' as const }),
 });
 
 /** Most classes one call may name: their scores at 640×853 already take 9 GB. */
@@ -88,6 +116,18 @@ interface CheckedSegmentOptions {
   outputSize: [number, number] | undefined;
   scores: boolean;
   proposals: boolean;
+  submit: SubmitOptions;
+}
+
+/** One image's share of a batch. */
+interface SegmentJob {
+  image: RgbImage;
+  outputSize: [number, number];
+  classEmbeddings: Tensor<'float32'>;
+  scores: boolean;
+  proposals: boolean;
+  /** Jobs batch together only when these agree: padded shape, outputs asked for, classes and templates. */
+  key: string;
 }
 
 export class SanModel {
@@ -96,14 +136,26 @@ export class SanModel {
   readonly #tokenizer: ClipTokenizer;
   readonly #textCache: TextEmbeddingCache | undefined;
   readonly #maxInputPixels: number;
+  readonly #batcher: DynamicBatcher<SegmentJob, Record<string, Tensor>>;
+  readonly #stats = new ServingStats();
 
   private constructor(torch: TorchModel, modelDir: ModelDir, tokenizer: ClipTokenizer,
-    textCache: TextEmbeddingCache | undefined, maxInputPixels: number) {
+    textCache: TextEmbeddingCache | undefined, options: SanModelOptions) {
     this.#torch = torch;
     this.#modelDir = modelDir;
     this.#tokenizer = tokenizer;
     this.#textCache = textCache;
-    this.#maxInputPixels = maxInputPixels;
+    this.#maxInputPixels = options.maxInputPixels ?? SAN_MODEL_DEFAULTS.maxInputPixels;
+    const { onBatch } = options;
+    this.#batcher = new DynamicBatcher((jobs) => this.#runBatch(jobs), {
+      ...SAN_MODEL_DEFAULTS.batching,
+      ...options.batching,
+      batchKey: (job) => job.key,
+      onBatch: (info) => {
+        this.#stats.recordBatch(info.size);
+        onBatch?.({ size: info.size, runMs: info.runMs, queuedMs: info.queuedMs });
+      },
+    });
   }
 
   /**
@@ -124,7 +176,13 @@ export class SanModel {
   static async load(dir: string, options: SanModelOptions = {}): Promise<SanModel> {
     if (!is.string(dir) || dir.length === 0) throw is.invalidParameterError('dir', 'a model folder path', dir);
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-    const { textCache, verify, maxInputPixels, ...runtime } = options as SanModelOptions;
+    const { textCache, verify, maxInputPixels, batching, onBatch, ...runtime } = options as SanModelOptions;
+    if (batching !== undefined && !is.plainObject(batching)) {
+      throw is.invalidParameterError('options.batching', 'an object { maxBatchSize, maxDelayMs, maxQueue, onFull }', batching);
+    }
+    if (onBatch !== undefined && typeof onBatch !== 'function') {
+      throw is.invalidParameterError('options.onBatch', 'a function', onBatch);
+    }
     const checkedVerify = verify ?? SAN_MODEL_DEFAULTS.verify;
     if (!is.bool(checkedVerify)) throw is.invalidParameterError('options.verify', 'a boolean', verify);
     const pixels = maxInputPixels ?? SAN_MODEL_DEFAULTS.maxInputPixels;
@@ -140,7 +198,13 @@ export class SanModel {
     }
     const torch = await TorchModel.load({ [SAN]: modelDir.files.san, [TEXT_ENCODER]: modelDir.files.text_encoder },
       runtime);
-    return new SanModel(torch, modelDir, tokenizer, cache, pixels);
+    try {
+      return new SanModel(torch, modelDir, tokenizer, cache, { maxInputPixels: pixels, batching, onBatch });
+    } catch (error) {
+      // A bad batching option: nothing else holds the runtime.
+      await torch.dispose();
+      throw error;
+    }
   }
 
   /** The manifest of the loaded folder. */
@@ -182,8 +246,68 @@ export class SanModel {
    * ```
    */
   async segment(input: ImageInput, options: SegmentOptions): Promise<SegmentResult> {
-    const checked = this.#checkSegmentOptions(options);
-    const { resize: policy } = this.manifest;
+    const started = performance.now();
+    try {
+      const result = await this.#segment(input, this.#checkSegmentOptions(options));
+      this.#stats.recordRequest(performance.now() - started, true);
+      return result;
+    } catch (error) {
+      this.#stats.recordRequest(performance.now() - started, false);
+      throw error;
+    }
+  }
+
+  /**
+   * Segments many images with the same options, several at a time so that decoding overlaps inference and
+   * concurrent images batch, yielding in input order. A failed image yields its error; the others go on.
+   * @param inputs - any iterable or async iterable of image inputs; read only as fast as results are consumed.
+   * @param options - the options of {@link SanModel.segment}, plus `concurrency` (images in flight, 1 to 1024).
+   * @example
+   * ```ts
+   * for await (const { input, result, error } of model.segmentMany(paths, { classes })) {
+   *   if (result) console.log(input, result.shares());
+   * }
+   * ```
+   * @example
+   * ```ts
+   * const shares = [];
+   * for await (const item of model.segmentMany(readdirAsync(), { classes, concurrency: 8 })) shares.push(item);
+   * ```
+   */
+  segmentMany(inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>, options: SegmentManyOptions):
+    AsyncGenerator<SegmentManyItem> {
+    return segmentMany(this, inputs, options);
+  }
+
+  /**
+   * An object-mode Duplex for pipelines: write image inputs, read {@link SegmentManyItem}s in the same order. It
+   * reads ahead at most `concurrency` inputs, so a slow reader holds back the writer (back-pressure).
+   * @example
+   * ```ts
+   * await pipeline(Readable.from(paths), model.segmentStream({ classes }), sink);
+   * ```
+   * @example
+   * ```ts
+   * const stream = model.segmentStream({ classes, concurrency: 4 });
+   * stream.on('data', ({ index, result }) => save(index, result));
+   * ```
+   */
+  segmentStream(options: SegmentManyOptions): Duplex {
+    return segmentStream(this, options);
+  }
+
+  /** Serving counters: queue depths, batch sizes, latency percentiles, images/s, text cache and memory. */
+  metrics(): SanModelMetrics {
+    return {
+      ...this.#stats.snapshot(),
+      queueDepth: { batcher: this.#batcher.stats().queued, runtime: this.#torch.queueDepth },
+      textCache: this.#textCache?.stats() ?? null,
+      memory: { device: this.device, rssBytes: process.memoryUsage.rss() },
+    };
+  }
+
+  async #segment(input: ImageInput, checked: CheckedSegmentOptions): Promise<SegmentResult> {
+    const { resize: policy, image: { size_divisibility: divisor } } = this.manifest;
     const [decoded, classEmbeddings] = await Promise.all([
       readImage(input, {
         resizeTo: checked.resize
@@ -196,15 +320,16 @@ export class SanModel {
     ]);
     const { image, originalSize } = decoded;
     const [outHeight, outWidth] = checked.outputSize ?? originalSize;
-    const sizes = (h: number, w: number): Tensor<'int64'> => tensor('int64', [1, 2], new BigInt64Array([BigInt(h), BigInt(w)]));
-    const [result] = (await this.#torch.run(SAN, 'segment', [
-      tensor('uint8', [1, image.height, image.width, 3], image.data),
-      sizes(image.height, image.width),
-      sizes(outHeight, outWidth),
+    const padded = (side: number): number => Math.ceil(side / divisor) * divisor;
+    const result = await this.#batcher.submit({
+      image,
+      outputSize: [outHeight, outWidth],
       classEmbeddings,
-      checked.scores,
-      checked.proposals,
-    ], { float32Outputs: true })) as Record<string, Tensor>[];
+      scores: checked.scores,
+      proposals: checked.proposals,
+      key: JSON.stringify([padded(image.height), padded(image.width), checked.scores, checked.proposals,
+        checked.templates, checked.classes]),
+    }, checked.submit);
     const labels = result.labels as Tensor<'int16'>;
     const labelMap: LabelMap = {
       type: 'uint16',
@@ -215,7 +340,7 @@ export class SanModel {
     const proposals = checked.proposals
       ? { maskLogits: result.mask_logits as Tensor<'float32'>, classProbs: result.class_probs as Tensor<'float32'> }
       : undefined;
-    const readBackground = async () => (await readImage(input, {
+    const readBackground = async (): Promise<RgbImage> => (await readImage(input, {
       resizeTo: () => [outHeight, outWidth],
       maxInputPixels: this.#maxInputPixels,
       name: 'input',
@@ -226,6 +351,32 @@ export class SanModel {
       scores: result.scores as Tensor<'float32'> | undefined,
       proposals,
     }, readBackground);
+  }
+
+  /** One call of san.pt's `segment` for jobs that share a key: the images on one zero canvas, top left. */
+  async #runBatch(jobs: SegmentJob[]): Promise<Record<string, Tensor>[]> {
+    const height = Math.max(...jobs.map((job) => job.image.height));
+    const width = Math.max(...jobs.map((job) => job.image.width));
+    const canvas = new Uint8Array(jobs.length * height * width * 3);
+    const imageSizes = new BigInt64Array(jobs.length * 2);
+    const outputSizes = new BigInt64Array(jobs.length * 2);
+    jobs.forEach(({ image, outputSize }, i) => {
+      const rowBytes = image.width * 3;
+      for (let row = 0; row < image.height; row += 1) {
+        canvas.set(image.data.subarray(row * rowBytes, (row + 1) * rowBytes), ((i * height + row) * width) * 3);
+      }
+      imageSizes.set([BigInt(image.height), BigInt(image.width)], i * 2);
+      outputSizes.set([BigInt(outputSize[0]), BigInt(outputSize[1])], i * 2);
+    });
+    const [first] = jobs;
+    return (await this.#torch.run(SAN, 'segment', [
+      tensor('uint8', [jobs.length, height, width, 3], canvas),
+      tensor('int64', [jobs.length, 2], imageSizes),
+      tensor('int64', [jobs.length, 2], outputSizes),
+      first.classEmbeddings,
+      first.scores,
+      first.proposals,
+    ], { float32Outputs: true })) as Record<string, Tensor>[];
   }
 
   /**
@@ -248,9 +399,13 @@ export class SanModel {
     return this.#classEmbeddings(checkClasses(classes, 'classes'), this.#checkTemplates(templates));
   }
 
-  /** Frees the model once the calls already submitted have settled. */
-  dispose(): Promise<void> {
-    return this.#torch.dispose();
+  /**
+   * Frees the model once every request already accepted has been answered; later calls reject with
+   * ERR_SAN_DISPOSED.
+   */
+  async dispose(): Promise<void> {
+    await this.#batcher.close();
+    await this.#torch.dispose();
   }
 
   async #classEmbeddings(classes: readonly string[], templates: readonly string[]): Promise<Tensor<'float32'>> {
@@ -312,6 +467,7 @@ export class SanModel {
       outputSize: checkOutputSize(options.outputSize),
       scores: flag('scores'),
       proposals: flag('proposals'),
+      submit: { signal: (options as SegmentOptions).signal, timeoutMs: (options as SegmentOptions).timeoutMs },
     };
   }
 }
