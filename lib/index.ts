@@ -9,8 +9,13 @@
  * ```
  * @packageDocumentation
  */
-export { SanModel, SAN_MODEL_DEFAULTS, MAX_CLASSES, MAX_CLASS_LENGTH } from './model';
-export type { SanModelOptions, SegmentOptions, EncodeTextOptions, Templates } from './model';
+export { SanModel, SAN_MODEL_DEFAULTS, MAX_CLASSES, MAX_CLASS_LENGTH, MAX_OUTPUT_SIDE } from './model';
+export type { SanModelOptions, SegmentOptions, EncodeTextOptions, Templates, SanModelMetrics } from './model';
+export { SEGMENT_MANY_DEFAULTS } from './stream';
+export type { SegmentManyOptions, SegmentManyItem } from './stream';
+export type { ServingMetrics, LatencyPercentiles } from './serving-stats';
+export { DynamicBatcher, DYNAMIC_BATCHER_DEFAULTS } from './batcher';
+export type { DynamicBatcherOptions, SubmitOptions, BatchInfo, BatcherStats, OnFull } from './batcher';
 export { SegmentResult } from './segment-result';
 export type { LabelMap, Proposals, ClassShare, ToPngOptions } from './segment-result';
 export { readModelDir, MANIFEST_FORMAT_VERSION } from './model-dir';

@@ -103,7 +103,8 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
 export const MAX_CLASSES = 4096;
 /** Longest class name, in characters; CLIP reads at most 77 tokens of a prompt anyway. */
 export const MAX_CLASS_LENGTH = 1000;
-const MAX_OUTPUT_SIDE = 16384;
+/** Longest side of `outputSize`. */
+export const MAX_OUTPUT_SIDE = 16384;
 // Prompts per text-encoder call: bounds the activations of a large vocabulary.
 const TEXT_BATCH = 256;
 const SAN = 'san';
