@@ -14,7 +14,7 @@ import { ErrorCode, SanError } from './errors';
 import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
 import * as is from './is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
-import { ensembleTemplates, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
+import { ensembleTemplates, normalizeRows, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
 import { LabelMap, SegmentResult } from './segment-result';
 import { tensor, Tensor } from './tensor';
 import { TextEmbeddingCache } from './text-cache';
@@ -49,12 +49,20 @@ export interface SanModelOptions extends TorchModelOptions {
 /** The prompt templates: a set's name or a list of templates, each with a `{}` where the class name goes. */
 export type Templates = TemplateSetName | readonly string[];
 
+/**
+ * How a class name with commas ("person, someone") is prompted: `'whole'` puts the whole string in each template,
+ * as SAN's reference does; `'average'` prompts each synonym alone and averages their embeddings.
+ */
+export type Synonyms = 'whole' | 'average';
+
 /** Options of {@link SanModel.segment}. */
 export interface SegmentOptions {
   /** The vocabulary: 1 to 4096 class names in plain words; a name may list synonyms ("person, someone"). */
   classes: readonly string[];
   /** Prompt templates. @defaultValue the manifest's set (`'vild'`, 14 templates) */
   templates?: Templates;
+  /** How names with commas are prompted. @defaultValue `'whole'` */
+  synonyms?: Synonyms;
   /**
    * Resize the image under the manifest's policy (short side 640, long side at most 2560, bilinear); `false` when
    * the input is already at model scale. @defaultValue `true`
@@ -86,6 +94,8 @@ export interface SanModelMetrics extends ServingMetrics {
 export interface EncodeTextOptions {
   /** Prompt templates. @defaultValue the manifest's set */
   templates?: Templates;
+  /** How names with commas are prompted. @defaultValue `'whole'` */
+  synonyms?: Synonyms;
 }
 
 /** Defaults of every option that has one. */
@@ -94,6 +104,7 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   verify: true,
   maxInputPixels: 0x3fff * 0x3fff,
   resize: true,
+  synonyms: 'whole' as Synonyms,
   scores: false,
   proposals: false,
   batching: Object.freeze({ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' as const }),
@@ -110,9 +121,15 @@ const TEXT_BATCH = 256;
 const SAN = 'san';
 const TEXT_ENCODER = 'text_encoder';
 
+/** What the class embeddings depend on besides the class names. */
+interface TextOptions {
+  templates: readonly string[];
+  synonyms: Synonyms;
+}
+
 interface CheckedSegmentOptions {
   classes: readonly string[];
-  templates: readonly string[];
+  text: TextOptions;
   resize: boolean;
   outputSize: [number, number] | undefined;
   scores: boolean;
@@ -317,7 +334,7 @@ export class SanModel {
         maxInputPixels: this.#maxInputPixels,
         name: 'input',
       }),
-      this.#classEmbeddings(checked.classes, checked.templates),
+      this.#classEmbeddings(checked.classes, checked.text),
     ]);
     const { image, originalSize } = decoded;
     const [outHeight, outWidth] = checked.outputSize ?? originalSize;
@@ -329,7 +346,7 @@ export class SanModel {
       scores: checked.scores,
       proposals: checked.proposals,
       key: JSON.stringify([padded(image.height), padded(image.width), checked.scores, checked.proposals,
-        checked.templates, checked.classes]),
+        checked.text, checked.classes]),
     }, checked.submit);
     const labels = result.labels as Tensor<'int16'>;
     const labelMap: LabelMap = {
@@ -396,8 +413,7 @@ export class SanModel {
    */
   async encodeText(classes: readonly string[], options: EncodeTextOptions = {}): Promise<Tensor<'float32'>> {
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-    const { templates } = options as EncodeTextOptions;
-    return this.#classEmbeddings(checkClasses(classes, 'classes'), this.#checkTemplates(templates));
+    return this.#classEmbeddings(checkClasses(classes, 'classes'), this.#checkTextOptions(options as EncodeTextOptions));
   }
 
   /**
@@ -409,12 +425,28 @@ export class SanModel {
     await this.#torch.dispose();
   }
 
-  async #classEmbeddings(classes: readonly string[], templates: readonly string[]): Promise<Tensor<'float32'>> {
+  async #classEmbeddings(classes: readonly string[], text: TextOptions): Promise<Tensor<'float32'>> {
     const dim = this.manifest.dims.embed_dim;
-    const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, templates);
+    if (text.synonyms === 'average') {
+      const synonyms = classes.map((name) => {
+        const parts = name.split(',').map((part) => part.trim()).filter((part) => part !== '');
+        return parts.length > 0 ? parts : [name];
+      });
+      const rows = (await this.#classEmbeddings(synonyms.flat(), { ...text, synonyms: 'whole' })).data;
+      const averaged = new Float32Array(classes.length * dim);
+      let row = 0;
+      synonyms.forEach((parts, c) => {
+        for (let k = 0; k < parts.length; k += 1, row += 1) {
+          for (let i = 0; i < dim; i += 1) averaged[c * dim + i] += rows[row * dim + i];
+        }
+      });
+      return tensor('float32', [classes.length, dim], normalizeRows(averaged, dim));
+    }
+    const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates);
     const data = this.#textCache
       ? await this.#textCache.lookup(
-        { modelId: this.manifest.files.text_encoder.sha256, templateKey: JSON.stringify(templates), dim }, classes, encode)
+        { modelId: this.manifest.files.text_encoder.sha256, templateKey: JSON.stringify(text.templates), dim }, classes,
+        encode)
       : await encode([...classes]);
     return tensor('float32', [classes.length, dim], data);
   }
@@ -431,6 +463,14 @@ export class SanModel {
       embeddings.set(out.data, start * dim);
     }
     return ensembleTemplates(embeddings, templates.length, dim);
+  }
+
+  #checkTextOptions(options: EncodeTextOptions): TextOptions {
+    const synonyms = options.synonyms ?? SAN_MODEL_DEFAULTS.synonyms;
+    if (!is.inArray(synonyms, ['whole', 'average'])) {
+      throw is.invalidParameterError('options.synonyms', 'one of: whole, average', options.synonyms, 'range');
+    }
+    return { templates: this.#checkTemplates(options.templates), synonyms };
   }
 
   #checkTemplates(templates: Templates | undefined): readonly string[] {
@@ -463,7 +503,7 @@ export class SanModel {
     };
     return {
       classes: checkClasses(options.classes, 'options.classes'),
-      templates: this.#checkTemplates((options as SegmentOptions).templates),
+      text: this.#checkTextOptions(options as SegmentOptions),
       resize: flag('resize'),
       outputSize: checkOutputSize(options.outputSize),
       scores: flag('scores'),

@@ -131,6 +131,21 @@ describe('input forms', () => {
   });
 });
 
+describe('synonyms', () => {
+  test("'average' prompts each synonym alone and averages; 'whole' prompts the name as written", async () => {
+    const dim = model.manifest.dims.embed_dim;
+    const [cat, kitty] = [(await model.encodeText(['cat'])).data, (await model.encodeText(['kitty'])).data];
+    const mean = Array.from({ length: dim }, (_, i) => cat[i] + kitty[i]);
+    const norm = Math.hypot(...mean);
+    const averaged = await model.encodeText(['cat, kitty'], { synonyms: 'average' });
+    Array.from(averaged.data).forEach((value, i) => expect(value).toBeCloseTo(mean[i] / norm, 6));
+    const whole = await model.encodeText(['cat, kitty']);
+    expect(Array.from(whole.data)).not.toEqual(Array.from(averaged.data));
+    await expect(model.encodeText(['cat'], { synonyms: 'first' as never })).rejects.toThrow(
+      /Expected one of: whole, average for options.synonyms but received 'first'/);
+  });
+});
+
 describe('text cache', () => {
   test('a vocabulary seen before is served from the cache; order and duplicates kept', async () => {
     const cache = new TextEmbeddingCache({ maxBytes: 1 << 20 });
