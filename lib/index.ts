@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 export { SanModel, SAN_MODEL_DEFAULTS, MAX_CLASSES, MAX_CLASS_LENGTH, MAX_OUTPUT_SIDE } from './model';
-export type { SanModelOptions, SegmentOptions, EncodeTextOptions, Templates, SanModelMetrics } from './model';
+export type { SanModelOptions, SegmentOptions, EncodeTextOptions, Templates, Synonyms, SanModelMetrics } from './model';
 export { SEGMENT_MANY_DEFAULTS } from './stream';
 export type { SegmentManyOptions, SegmentManyItem } from './stream';
 export type { ServingMetrics, LatencyPercentiles } from './serving-stats';
