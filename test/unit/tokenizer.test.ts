@@ -71,7 +71,11 @@ function rows(tokenizer: ClipTokenizer, texts: string[], contextLength = 77): nu
 }
 
 describeWithClipVocab('ClipTokenizer with CLIP vocabulary', () => {
-  const tokenizer = ClipTokenizer.fromFile(clipVocab);
+  // Loaded in beforeAll: jest runs a skipped describe's body too, and the file is absent where ../shared is.
+  let tokenizer: ClipTokenizer;
+  beforeAll(() => {
+    tokenizer = ClipTokenizer.fromFile(clipVocab);
+  });
 
   test('has CLIP vocabulary size and special tokens', () => {
     expect(tokenizer.vocabSize).toBe(49408);
