@@ -21,7 +21,7 @@ from .reference_cases import write_reference_cases
 from .san.config import load_preset
 from .san.model import SAN
 from .san.text import VILD_TEMPLATES
-from .san.tokenizer import END_OF_WORD, PRE_SPLIT, bytes_to_unicode, clean_text
+from .san.tokenizer import END_OF_WORD, PRE_SPLIT, bytes_to_unicode, clean_text, merge_pair
 
 VARIANT = "tiny"
 # Text the tiny vocabulary is learned from: class names (some with synonyms, as ADE-150 writes them) and the
@@ -67,20 +67,8 @@ def learn_merges(texts: Sequence[str], count: int) -> List[Tuple[str, str]]:
             raise ValueError(f"the corpus allows only {len(merges)} merges, {count} were asked for")
         best = min(pairs, key=lambda pair: (-pairs[pair], pair))
         merges.append(best)
-        words = collections.Counter({_merge(word, best): freq for word, freq in words.items()})
+        words = collections.Counter({merge_pair(word, best): freq for word, freq in words.items()})
     return merges
-
-
-def _merge(word: Tuple[str, ...], pair: Tuple[str, str]) -> Tuple[str, ...]:
-    merged, i = [], 0
-    while i < len(word):
-        if i < len(word) - 1 and (word[i], word[i + 1]) == pair:
-            merged.append(word[i] + word[i + 1])
-            i += 2
-        else:
-            merged.append(word[i])
-            i += 1
-    return tuple(merged)
 
 
 def write_vocab(merges: Sequence[Tuple[str, str]], path: Path):

@@ -89,6 +89,19 @@ def read_merges(bpe_path: Union[str, Path]) -> List[Tuple[str, str]]:
     return merges
 
 
+def merge_pair(word: Tuple[str, ...], pair: Tuple[str, str]) -> Tuple[str, ...]:
+    """word with every non-overlapping occurrence of pair, left to right, joined into one symbol: one BPE step."""
+    merged, i = [], 0
+    while i < len(word):
+        if i < len(word) - 1 and (word[i], word[i + 1]) == pair:
+            merged.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            merged.append(word[i])
+            i += 1
+    return tuple(merged)
+
+
 class SimpleTokenizer:
     def __init__(self, bpe_path: Union[str, Path]):
         merges = read_merges(bpe_path)
@@ -114,16 +127,7 @@ class SimpleTokenizer:
             best = min(pairs, key=lambda pair: self.bpe_ranks.get(pair, float("inf")))
             if best not in self.bpe_ranks:
                 break
-            merged = []
-            i = 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
+            word = merge_pair(word, best)
         self.cache[token] = " ".join(word)
         return self.cache[token]
 
