@@ -33,3 +33,5 @@ export type { TextCacheOptions, TextCacheStats } from './text-cache';
 export { ConfusionMatrix } from './metrics';
 export { SAN_RESIZE_POLICY, modelScaleSize, renderOverlay } from './image';
 export type { ImageInput, RgbImage, ResizePolicy } from './image';
+export { startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, prometheusText } from './serve';
+export type { ServeOptions, SanServer, SegmentBody, LabelsBody, LabelFormat } from './serve';
