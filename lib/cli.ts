@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `san-seg`, the command line of san-node: `segment` images with a model folder, `export` an official checkpoint
- * to one. This file dispatches to the commands (lib/cli/) and turns what they throw into one line and an exit
- * status: 0 success, 1 failure, 2 bad usage. docs/cli.md describes every command and flag.
+ * `san-seg`, the command line of san-node: `segment` images with a model folder, `eval`uate one on a benchmark,
+ * `export` an official checkpoint to one. This file dispatches to the commands (lib/cli/) and turns what they throw
+ * into one line and an exit status: 0 success, 1 failure, 2 bad usage. docs/cli.md describes every command and flag.
  * @module
  */
 import * as fs from 'node:fs';
@@ -11,14 +11,18 @@ import * as path from 'node:path';
 import {
   CliIo, ExitCode, firstLine, isArgumentError, isExpectedError, PACKAGE_ROOT, PROGRAM, UsageError,
 } from './cli/common';
+import { evalCommand } from './cli/eval';
 import { exportCommand } from './cli/export';
 import { segmentCommand } from './cli/segment';
+import { serveCommand } from './cli/serve';
 
 export type { CliIo } from './cli/common';
 
 const COMMANDS: Readonly<Record<string, (args: string[], io: CliIo) => Promise<number>>> = Object.freeze({
   segment: segmentCommand,
+  eval: evalCommand,
   export: exportCommand,
+  serve: serveCommand,
 });
 
 export const USAGE = `Usage: ${PROGRAM} <command> [options]
@@ -28,7 +32,10 @@ Open-vocabulary semantic segmentation with SAN (CVPR 2023) on LibTorch.
 Commands:
   segment    segment images into the classes you name: an overlay, a label map and a JSON
              summary per image
+  eval       score a model on a benchmark's images and label maps: mIoU, fwIoU, mACC, pACC
+             and per-class IoU, as SAN's evaluation computes them
   export     export an official SAN checkpoint (.pth) to a model folder (runs Python)
+  serve      serve a model over HTTP on this machine: POST /segment, GET /healthz, GET /metrics
 
 Options:
   -h, --help     show this help; '${PROGRAM} <command> --help' shows a command's
@@ -37,6 +44,9 @@ Options:
 Examples:
   ${PROGRAM} export --checkpoint san_vit_b_16.pth --out models/vit_b_16
   ${PROGRAM} segment street.jpg --model models/vit_b_16 --classes "road;car;person, someone" -o out
+  ${PROGRAM} serve --model models/vit_b_16 --port 8080
+  ${PROGRAM} eval --model models/vit_b_16 --images ADEChallengeData2016/images/validation \\
+    --labels ADEChallengeData2016/annotations_detectron2/validation --classes-file assets/classes/ade150.txt
 `;
 
 /** The version in package.json. */

@@ -110,64 +110,71 @@ export function parseClassesFile(text: string): string[] {
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0 && !line.startsWith('#'));
 }
 
-function readClasses(list: string | undefined, file: string | undefined): string[] {
+/**
+ * The classes of `--classes` or `--classes-file` (one of them, not both), checked: 1 to MAX_CLASSES names of at most
+ * MAX_CLASS_LENGTH characters, none twice. Shared with `eval`. @throws UsageError for `command`.
+ */
+export function readClasses(list: string | undefined, file: string | undefined, command = COMMAND): string[] {
   if (list !== undefined && file !== undefined) {
-    throw new UsageError('give either --classes or --classes-file, not both', COMMAND);
+    throw new UsageError('give either --classes or --classes-file, not both', command);
   }
   let classes: string[];
   if (list !== undefined) {
     classes = splitClassList(list);
   } else if (file !== undefined) {
-    classes = parseClassesFile(readTextFile(file));
+    classes = parseClassesFile(readTextFile(file, command));
   } else {
-    throw new UsageError('--classes or --classes-file is required', COMMAND);
+    throw new UsageError('--classes or --classes-file is required', command);
   }
-  return checkClasses(classes, list !== undefined ? '--classes' : `--classes-file ${file}`);
+  return checkClasses(classes, list !== undefined ? '--classes' : `--classes-file ${file}`, command);
 }
 
-function readTextFile(file: string): string {
+function readTextFile(file: string, command: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read --classes-file ${file}: ${(error as Error).message}`, COMMAND);
+    throw new UsageError(`cannot read --classes-file ${file}: ${(error as Error).message}`, command);
   }
 }
 
-function checkClasses(classes: string[], source: string): string[] {
-  if (classes.length === 0) throw new UsageError(`${source} names no classes`, COMMAND);
+function checkClasses(classes: string[], source: string, command: string): string[] {
+  if (classes.length === 0) throw new UsageError(`${source} names no classes`, command);
   if (classes.length > MAX_CLASSES) {
-    throw new UsageError(`${source} names ${classes.length} classes, more than the ${MAX_CLASSES} allowed`, COMMAND);
+    throw new UsageError(`${source} names ${classes.length} classes, more than the ${MAX_CLASSES} allowed`, command);
   }
   const long = classes.find((name) => name.length > MAX_CLASS_LENGTH);
   if (long !== undefined) {
     throw new UsageError(`${source} has a class longer than ${MAX_CLASS_LENGTH} characters: '${long.slice(0, 40)}...'`,
-      COMMAND);
+      command);
   }
-  // The JSON summary keys shares by class name, so each name must be unique.
+  // The JSON summaries key figures by class name, so each name must be unique.
   const repeated = classes.find((name, i) => classes.indexOf(name) !== i);
-  if (repeated !== undefined) throw new UsageError(`${source} names the class '${repeated}' twice`, COMMAND);
+  if (repeated !== undefined) throw new UsageError(`${source} names the class '${repeated}' twice`, command);
   return classes;
 }
 
-function checkDevice(device: string | undefined): string {
+/** `--device`: cpu, cuda, cuda:N or auto; the default when not given. @throws UsageError for `command`. */
+export function checkDevice(device: string | undefined, command = COMMAND): string {
   if (device === undefined) return TORCH_MODEL_DEFAULTS.device;
   if (!DEVICE_PATTERN.test(device)) {
-    throw new UsageError(`--device must be one of: cpu, cuda, cuda:N, auto (got '${device}')`, COMMAND);
+    throw new UsageError(`--device must be one of: cpu, cuda, cuda:N, auto (got '${device}')`, command);
   }
   return device;
 }
 
-function checkTemplates(name: string): TemplateSetName {
+/** `--templates`: the name of a template set. @throws UsageError for `command`. */
+export function checkTemplates(name: string, command = COMMAND): TemplateSetName {
   if (!(TEMPLATE_NAMES as string[]).includes(name)) {
-    throw new UsageError(`--templates must be one of: ${TEMPLATE_NAMES.join(', ')} (got '${name}')`, COMMAND);
+    throw new UsageError(`--templates must be one of: ${TEMPLATE_NAMES.join(', ')} (got '${name}')`, command);
   }
   return name as TemplateSetName;
 }
 
-function parsePositiveInteger(text: string, flag: string): number {
+/** A flag's value as an integer of at least 1. @throws UsageError for `command`. */
+export function parsePositiveInteger(text: string, flag: string, command = COMMAND): number {
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < 1) {
-    throw new UsageError(`${flag} must be a positive integer (got '${text}')`, COMMAND);
+    throw new UsageError(`${flag} must be a positive integer (got '${text}')`, command);
   }
   return value;
 }
