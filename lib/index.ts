@@ -31,6 +31,14 @@ export { TEMPLATE_SETS, VILD_TEMPLATES, SINGLE_TEMPLATES } from './prompts';
 export { TextEmbeddingCache } from './text-cache';
 export type { TextCacheOptions, TextCacheStats } from './text-cache';
 export { ConfusionMatrix } from './metrics';
+export type { LabelArray, SegmentationMetrics } from './metrics';
+export {
+  evaluate, scoreLabelMaps, readLabelMap, pairFiles, EVALUATE_DEFAULTS, LABEL_EXTENSIONS, IMAGE_EXTENSIONS,
+} from './evaluate';
+export type {
+  EvaluateOptions, EvaluationResult, EvaluationPair, EvaluationFolders, ImageCounts, LabelMapFile, PairBy,
+  PairFilesOptions, ReadLabelMapOptions,
+} from './evaluate';
 export { SAN_RESIZE_POLICY, modelScaleSize, renderOverlay } from './image';
 export type { ImageInput, RgbImage, ResizePolicy } from './image';
 export { startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, prometheusText } from './serve';
