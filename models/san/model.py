@@ -35,6 +35,26 @@ class SAN(nn.Module):
         mask_logits, mask_embeds = segmenter(images)
         return mask_logits, segmenter.classify(mask_embeds, text_embeds)
 
+    def forward_train(self, images: Tensor, text_embeds: Tensor, side_layers: List[int]) -> List[Tuple[Tensor, Tensor]]:
+        """The training path: (mask logits, class logits) decoded after each side block in `side_layers` (1-based).
+
+        The reference trains on blocks 7 and 8 (deep supervision): each block's queries give masks and an attention
+        bias, and each bias its own recognition pass through the CLIP head. The entry for the last block equals
+        forward's output. Not exported; gradients reach the side network, the CLIP positional embedding and bg_embed
+        through it.
+        """
+        segmenter = SanSegmenter(self)
+        image = segmenter.preprocess(images, None)
+        clip_features, clip_grid = segmenter.encode_clip(image)
+        side = self.side_adapter_network
+        outputs: List[Tuple[Tensor, Tensor]] = []
+        for query, patches in side.forward_features(image, clip_features[:segmenter.num_fusion_layers], clip_grid,
+                                                    side_layers):
+            mask_logits, attn_bias = side.mask_decoder(query, patches)
+            mask_embeds = self.clip_rec_head(clip_features[-1], attn_bias, clip_grid)
+            outputs.append((mask_logits, segmenter.classify(mask_embeds, text_embeds)))
+        return outputs
+
 
 class SanSegmenter(nn.Module):
     """The image side of a SAN, sharing its modules and parameters; see docs/models.md for every method."""
@@ -97,11 +117,15 @@ class SanSegmenter(nn.Module):
 
     def encode(self, image: Tensor) -> Tuple[Tensor, Tensor]:
         """The network on a normalised, padded image: the side network sees it whole, CLIP scaled by clip_resolution."""
-        clip_input = F.interpolate(image, scale_factor=self.clip_resolution, mode="bilinear", align_corners=False)
-        clip_features, clip_grid = self.clip_visual_extractor(clip_input)
+        clip_features, clip_grid = self.encode_clip(image)
         mask_logits, attn_bias = self.side_adapter_network(image, clip_features[:self.num_fusion_layers], clip_grid)
         mask_embeds = self.clip_rec_head(clip_features[-1], attn_bias, clip_grid)
         return mask_logits, mask_embeds
+
+    def encode_clip(self, image: Tensor) -> Tuple[List[Tensor], Tuple[int, int]]:
+        """CLIP's features of the padded image scaled by clip_resolution: the fused layers, then the last, and its grid."""
+        clip_input = F.interpolate(image, scale_factor=self.clip_resolution, mode="bilinear", align_corners=False)
+        return self.clip_visual_extractor(clip_input)
 
     @torch.jit.export
     def classify(self, mask_embeds: Tensor, text_embeds: Tensor) -> Tensor:

@@ -75,7 +75,8 @@ class SideAdapterNetwork(nn.Module):
 
     The positional embedding (queries included) is added before every block, not only the first, as in the
     reference. forward returns mask logits (N, Q, h, w) at 1 / patch_size and the attention bias
-    (N, heads, Q, h, w), both decoded from the last block.
+    (N, heads, Q, h, w), both decoded from the last block; forward_features gives the undecoded tokens of any
+    blocks, for training.
     """
 
     def __init__(self, cfg: SideAdapterCfg, clip_width: int, clip_heads: int, decoder: DecoderCfg):
@@ -93,6 +94,16 @@ class SideAdapterNetwork(nn.Module):
 
     def forward(self, image: Tensor, clip_features: List[Tensor], clip_grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         """image: the padded, normalised (N, 3, H, W); clip_features: (N, 1 + h·w, C) per fusion layer."""
+        query, patches = self.forward_features(image, clip_features, clip_grid, [len(self.vit_model.blocks)])[0]
+        return self.mask_decoder(query, patches)
+
+    def forward_features(self, image: Tensor, clip_features: List[Tensor], clip_grid: Tuple[int, int],
+                         side_layers: List[int]) -> List[Tuple[Tensor, Tensor]]:
+        """(queries (N, Q, C), patch map (N, C, h, w)) after each side block in `side_layers` (1-based).
+
+        Inference decodes only the last block; training also decodes earlier ones (deep supervision, blocks 7
+        and 8 in the reference), each taken after its fusion and before the positional embedding is re-added.
+        """
         vit = self.vit_model
         x, grid = vit.patch_embed(image)
         n, _, width = x.shape
@@ -104,14 +115,15 @@ class SideAdapterNetwork(nn.Module):
                      for f in clip_features]
         x = self._fuse(0, x, clip_maps, grid)
         depth = len(vit.blocks)
+        features: List[Tuple[Tensor, Tensor]] = []
         for i, block in enumerate(vit.blocks):
             x = self._fuse(i + 1, block(x), clip_maps, grid)
+            if i + 1 in side_layers:
+                patches = x[:, self.num_queries:].transpose(1, 2).reshape(n, width, grid[0], grid[1])
+                features.append((x[:, :self.num_queries], patches))
             if i + 1 < depth:
                 x = x + pos
-
-        query = x[:, :self.num_queries]
-        patches = x[:, self.num_queries:].transpose(1, 2).reshape(n, width, grid[0], grid[1])
-        return self.mask_decoder(query, patches)
+        return features
 
     def _fuse(self, side_layer: int, x: Tensor, clip_maps: List[Tensor], grid: Tuple[int, int]) -> Tensor:
         for k, fusion in enumerate(self.fusion_layers.values()):
