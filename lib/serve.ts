@@ -105,11 +105,12 @@ const ROUTES: ReadonlyMap<string, string> = new Map([['/segment', 'POST'], ['/he
 const LINGER_MS = 2000;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-type Settings = Required<Omit<ServeOptions, 'onError'>> & Pick<ServeOptions, 'onError'>;
+/** {@link ServeOptions} with every default filled in. */
+export type ServeSettings = Required<Omit<ServeOptions, 'onError'>> & Pick<ServeOptions, 'onError'>;
 
 interface State {
   readonly model: SanModel;
-  readonly settings: Settings;
+  readonly settings: ServeSettings;
   draining: boolean;
   /** Requests received and not answered, every route. */
   active: number;
@@ -353,7 +354,16 @@ function firstLine(error: unknown): string {
   return message.split('\n')[0];
 }
 
-function checkServeOptions(options: ServeOptions): Settings {
+/**
+ * Checks {@link startServer}'s options and fills in the defaults, without listening: `san-seg serve` refuses a bad
+ * flag before it loads the model.
+ * @throws TypeError or RangeError (ERR_SAN_INVALID_ARG) naming the option, what it got and what it takes.
+ * @example
+ * ```ts
+ * checkServeOptions({ port: 70000 }); // RangeError: Expected an integer between 0 and 65535 for options.port …
+ * ```
+ */
+export function checkServeOptions(options: ServeOptions): ServeSettings {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
   type IntegerOption = 'port' | 'maxBodyBytes' | 'maxImagePixels' | 'maxInFlight' | 'retryAfterSeconds';
   const integer = (name: IntegerOption, min: number, max: number): number => {

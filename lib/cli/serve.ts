@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `san-seg serve`: loads a model folder and serves it over HTTP (lib/serve.ts) until SIGINT or SIGTERM, then drains:
+ * every request already accepted is answered before the process exits 0. A second signal stops at once.
+ * @module
+ */
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../model';
+import { checkServeOptions, SERVE_DEFAULTS, ServeOptions, startServer } from '../serve';
+import { TORCH_MODEL_DEFAULTS } from '../torch-model';
+import { CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
+
+const COMMAND = 'serve';
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+const FLAGS = {
+  model: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'max-body-bytes': { type: 'string' },
+  'max-image-pixels': { type: 'string' },
+  'max-in-flight': { type: 'string' },
+  'max-batch-size': { type: 'string' },
+  'max-delay-ms': { type: 'string' },
+  'max-queue': { type: 'string' },
+  device: { type: 'string' },
+  threads: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const BATCHING = SAN_MODEL_DEFAULTS.batching;
+
+export const SERVE_USAGE = `\
+Usage: ${PROGRAM} serve --model DIR [--port N] [--host ADDR] [options]
+
+Serves a model over HTTP until SIGINT (Ctrl-C) or SIGTERM, then stops accepting, answers every
+request already accepted and exits 0; a second signal stops at once. Routes (docs/serve.md):
+  POST /segment?classes=sky;sea   an image (raw body, multipart/form-data or JSON) -> JSON with the
+                                  label map (format=png|rle) and each class's share
+  GET  /healthz                   200 {"status":"ok"}; 503 while draining
+  GET  /metrics                   Prometheus text: queue depth, batch sizes, latency, images/s, text cache
+
+Options:
+  --model DIR              model folder, as written by '${PROGRAM} export' (required)
+  --port N                 TCP port; 0 picks a free one (default ${SERVE_DEFAULTS.port})
+  --host ADDR              address to listen on (default ${SERVE_DEFAULTS.host}, this machine only); the
+                           server has no authentication or TLS: put a proxy in front for others
+  --max-body-bytes N       largest request body; more is answered 413 (default ${SERVE_DEFAULTS.maxBodyBytes})
+  --max-image-pixels N     most pixels (width x height) an image may have; more is answered 413
+                           (default ${SERVE_DEFAULTS.maxImagePixels})
+  --max-in-flight N        most POST /segment requests handled at once; more are answered 503
+                           (default ${SERVE_DEFAULTS.maxInFlight})
+  --max-batch-size N       most images the model runs as one batch (default ${BATCHING.maxBatchSize})
+  --max-delay-ms N         how long a request may wait for others to fill its batch (default ${BATCHING.maxDelayMs})
+  --max-queue N            requests waiting for a batch; more are answered 503 (default ${BATCHING.maxQueue})
+  --device NAME            cpu, cuda, cuda:N, or auto (default: ${TORCH_MODEL_DEFAULTS.device})
+  --threads N              LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
+  -h, --help               show this help
+
+Writes the server's URL to stdout once it listens, and what it does to stderr. Exit status: 0 after
+a clean stop; 1 when the model does not load or the address cannot be used; 2 for bad arguments.
+`;
+
+/** Everything `san-seg serve` does, checked as far as it can be without loading the model. */
+export interface ServeJob {
+  readonly modelDir: string;
+  readonly load: SanModelOptions;
+  readonly serve: ServeOptions;
+}
+
+/**
+ * Parses and checks the arguments after `serve`.
+ * @returns the job, or `'help'` when `--help` was given.
+ * @throws UsageError for a missing or malformed flag; TypeError or RangeError (ERR_SAN_INVALID_ARG) for a server
+ *   option out of range.
+ */
+export function parseServeArgs(args: string[]): ServeJob | 'help' {
+  const { values } = parseCommandArgs(COMMAND, { args, options: FLAGS });
+  if (values.help) return 'help';
+  const integer = (flag: keyof typeof FLAGS): number | undefined => {
+    const text = values[flag];
+    if (text === undefined || typeof text !== 'string') return undefined;
+    if (!/^\d{1,15}$/.test(text)) throw new UsageError(`--${flag} must be a whole number (got '${text}')`, COMMAND);
+    return Number(text);
+  };
+  const serve: ServeOptions = {
+    port: integer('port'),
+    host: values.host,
+    maxBodyBytes: integer('max-body-bytes'),
+    maxImagePixels: integer('max-image-pixels'),
+    maxInFlight: integer('max-in-flight'),
+  };
+  checkServeOptions(serve);
+  const load: SanModelOptions = {
+    batching: {
+      maxBatchSize: integer('max-batch-size') ?? BATCHING.maxBatchSize,
+      maxDelayMs: integer('max-delay-ms') ?? BATCHING.maxDelayMs,
+      maxQueue: integer('max-queue') ?? BATCHING.maxQueue,
+    },
+  };
+  if (values.device !== undefined) load.device = values.device;
+  const threads = integer('threads');
+  if (threads !== undefined) load.threads = threads;
+  return { modelDir: path.resolve(required(values.model, '--model', COMMAND)), load, serve };
+}
+
+/**
+ * Runs `san-seg serve` with the arguments after the command; resolves once the server has drained.
+ * @param waitForStop - called once the server listens; the drain starts when its Promise resolves (with what to
+ *   call the reason in the log). By default, the first SIGINT or SIGTERM.
+ */
+export async function serveCommand(args: string[], io: CliIo,
+  waitForStop: (io: CliIo) => Promise<string> = nextStopSignal): Promise<number> {
+  const job = parseServeArgs(args);
+  if (job === 'help') {
+    io.stdout.write(SERVE_USAGE);
+    return ExitCode.OK;
+  }
+  const model = await SanModel.load(job.modelDir, job.load);
+  try {
+    const server = await startServer(model, {
+      ...job.serve, onError: (error, request) => logUnexpected(io, error, request),
+    });
+    io.stdout.write(`${server.url}\n`);
+    io.stderr.write(`${PROGRAM}: serving ${job.modelDir} (${model.manifest.variant} on ${model.device}) at ` +
+      `${server.url}: POST /segment, GET /healthz, GET /metrics; Ctrl-C to stop\n`);
+    const reason = await waitForStop(io);
+    io.stderr.write(`${PROGRAM}: ${reason}: stopped accepting; answering the ${server.inFlight} request` +
+      `${server.inFlight === 1 ? '' : 's'} in flight\n`);
+    await server.close();
+    io.stderr.write(`${PROGRAM}: stopped\n`);
+    return ExitCode.OK;
+  } finally {
+    await model.dispose();
+  }
+}
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. From then on, the next one exits the process at once (status 128 + the
+ * signal's number), for a user who will not wait for the drain.
+ */
+function nextStopSignal(io: CliIo): Promise<string> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      for (const name of STOP_SIGNALS) process.off(name, onSignal);
+      for (const name of STOP_SIGNALS) {
+        process.once(name, (again: NodeJS.Signals) => {
+          io.stderr.write(`${PROGRAM}: ${again} again: stopping without waiting for the requests in flight\n`);
+          process.exit(128 + os.constants.signals[again]);
+        });
+      }
+      resolve(signal);
+    };
+    for (const name of STOP_SIGNALS) process.on(name, onSignal);
+  });
+}
+
+/** An error answered 500: a bug or a runtime failure, logged whole so that it can be reported. */
+function logUnexpected(io: CliIo, error: unknown, request: http.IncomingMessage): void {
+  const detail = error instanceof Error ? error.stack ?? error.message : String(error);
+  io.stderr.write(`${PROGRAM}: 500 on ${request.method} ${request.url?.split('?')[0]}: ${detail}\n`);
+}
