@@ -1,0 +1,244 @@
+"""The Python side of `npm run bench`: the same san.pt run from PyTorch, FLOP counts, and the machine's matmul rate.
+
+    OPENBLAS_NUM_THREADS=1 python3 bench/python_baseline.py SPEC.json
+
+SPEC.json (written by bench/run.js) names the model folder, the device and dtype, the intra-op thread count, the
+input files (the uint8 image the addon was given, the class embeddings) and what to time. Each call does what the
+addon's does: host inputs to the device (floating ones cast to the dtype), the method, outputs back to host memory;
+on CUDA the clock is read after `torch.cuda.synchronize()`. The answer is one JSON object on stdout:
+
+* `env`: Python, PyTorch (and its CUDA and GPU, if any), the threads in effect and the OpenBLAS library loaded in this process (its path, its
+  `openblas_get_config()` and `openblas_get_num_threads()`), read back rather than assumed.
+* `runs`: for each requested (method, batch), every repeat's seconds after the warm-up calls.
+* `matmul`: seconds of `reps` n × n products (on the device, in the dtype) in one call of the same TorchScript probe the addon runs,
+  and of a call with no product, for the rate.
+* `flops`: multiply-adds (× 2) of one call of a method, counted op by op as LibTorch dispatches them (below).
+"""
+import ctypes
+import json
+import math
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+# --- environment -------------------------------------------------------------------------------------------------
+
+def loaded_library(pattern: str) -> str:
+    """Path of the first library mapped into this process whose file name matches `pattern`, or ''."""
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if re.search(pattern, Path(path).name):
+                return path
+    return ""
+
+
+def environment(device: torch.device) -> Dict[str, Any]:
+    openblas = loaded_library(r"^libopenblas")
+    blas: Dict[str, Any] = {"path": openblas}
+    if openblas:
+        lib = ctypes.CDLL(openblas)
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        blas["config"] = lib.openblas_get_config().decode()
+        blas["num_threads"] = lib.openblas_get_num_threads()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "intra_op_threads": torch.get_num_threads(),
+        "libtorch_cpu": loaded_library(r"^libtorch_cpu"),
+        "openblas": blas,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+# --- FLOP counting -----------------------------------------------------------------------------------------------
+
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(int(s) for s in shape)
+
+
+def _einsum_flops(equation: str, operands: Sequence[torch.Tensor]) -> int:
+    """2 · the product of every index's size, for a contraction of two operands (a sum of products per output)."""
+    if len(operands) != 2:
+        return 0
+    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: Dict[str, int] = {}
+    for letters, operand in zip(inputs, operands):
+        for letter, size in zip(letters, operand.shape):
+            sizes[letter] = int(size)
+    return 2 * _numel(sizes.values())
+
+
+def _matmul_flops(name: str, args: Sequence[Any], out: Any) -> int:
+    """Multiply-adds × 2 of one matmul-class op; 0 for any other op."""
+    if name == "aten.linear":
+        return 2 * args[0].numel() * int(args[1].shape[0])
+    if name in ("aten.matmul", "aten.mm", "aten.bmm"):
+        return 2 * out.numel() * int(args[0].shape[-1])
+    if name in ("aten.addmm", "aten.baddbmm"):
+        return 2 * out.numel() * int(args[1].shape[-1])
+    if name == "aten.einsum":
+        return _einsum_flops(args[0], args[1])
+    if name in ("aten.conv2d", "aten.convolution", "aten._convolution"):
+        weight = args[1]
+        return 2 * out.numel() * _numel(weight.shape[1:])
+    return 0
+
+
+class FlopCounter(TorchDispatchMode):
+    """Counts matmul-class FLOPs (linear, matmul, mm, bmm, addmm, baddbmm, two-operand einsum, convolution) of
+    every op the dispatcher runs, from the shapes of its arguments and result. Ops are seen as TorchScript calls
+    them (a `linear` is counted once, not again as the `addmm` it becomes). Other ops are not FLOPs here: their
+    output elements are summed apart, as a measure of the memory-bound work."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops: Counter = Counter()
+        self.other_elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = str(func.overloadpacket)
+        flops = _matmul_flops(name, args, out)
+        if flops:
+            self.flops[name] += flops
+        elif isinstance(out, torch.Tensor):
+            self.other_elements += out.numel()
+        return out
+
+
+def count_flops(call: Callable[[], Any]) -> Dict[str, Any]:
+    with torch.inference_mode(), FlopCounter() as counter:
+        call()
+    return {"total": sum(counter.flops.values()), "by_op": dict(counter.flops),
+            "other_output_elements": counter.other_elements}
+
+
+# --- timing ------------------------------------------------------------------------------------------------------
+
+class Placement:
+    """Where the addon computes (`device`, `dtype`) and how it moves values, mirrored: inputs go from host memory
+    to the device, floating ones cast to `dtype`; outputs come back to host memory, floating ones as float32 (the
+    addon's `float32Outputs`). On CUDA, clocks are read only after `torch.cuda.synchronize()`."""
+
+    def __init__(self, device: str, dtype: str):
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+
+    def load(self, path: Path) -> torch.jit.ScriptModule:
+        module = torch.jit.load(str(path), map_location=self.device).eval()
+        return module.to(self.dtype) if self.dtype != torch.float32 else module
+
+    def to_device(self, value: torch.Tensor) -> torch.Tensor:
+        if value.is_floating_point():
+            return value.to(self.device, self.dtype)
+        return value.to(self.device)
+
+    def to_host(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.float().cpu() if value.is_floating_point() else value.cpu()
+        if isinstance(value, (list, tuple)):
+            return [self.to_host(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.to_host(item) for key, item in value.items()}
+        return value
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def read_tensor(spec: Dict[str, Any], dtype: torch.dtype) -> torch.Tensor:
+    data = bytearray(Path(spec["path"]).read_bytes())
+    return torch.frombuffer(data, dtype=dtype).reshape(spec["dims"]).clone()
+
+
+def method_args(method: str, batch: int, image: torch.Tensor, output_size: List[int],
+                embeds: torch.Tensor) -> List[Any]:
+    """The host tensors the addon hands over: the image repeated `batch` times, each at the canvas's full size."""
+    images = image.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
+    if method == "segment":
+        sizes = torch.tensor([list(image.shape[:2])] * batch, dtype=torch.int64)
+        outputs = torch.tensor([output_size] * batch, dtype=torch.int64)
+        return [images, sizes, outputs, embeds, False, False]
+    if method == "forward":
+        return [images.permute(0, 3, 1, 2).contiguous()]
+    raise ValueError(f"unknown method {method}")
+
+
+def method_call(module: torch.jit.ScriptModule, method: str, args: List[Any],
+                placement: Placement) -> Callable[[], Any]:
+    """One call as the addon makes it: host inputs to the device, the method, outputs back to the host."""
+    run = getattr(module, method)
+
+    def call() -> Any:
+        on_device = [placement.to_device(a) if isinstance(a, torch.Tensor) else a for a in args]
+        return placement.to_host(run(*on_device))
+    return call
+
+
+def time_call(call: Callable[[], Any], warmup: int, repeats: int, placement: Placement) -> List[float]:
+    with torch.inference_mode():
+        for _ in range(warmup):
+            call()
+        samples = []
+        for _ in range(repeats):
+            placement.synchronize()
+            start = time.perf_counter()
+            call()
+            placement.synchronize()
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main(argv: List[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    torch.set_num_threads(spec["threads"])
+    placement = Placement(spec.get("device", "cpu"), spec.get("dtype", "float32"))
+    answer: Dict[str, Any] = {"env": environment(placement.device)}
+    if "model_dir" in spec:
+        model_dir = Path(spec["model_dir"])
+        image = read_tensor(spec["image"], torch.uint8)
+        embeds = read_tensor(spec["embeds"], torch.float32)
+        args = lambda method, batch: method_args(method, batch, image, spec["output_size"], embeds)  # noqa: E731
+        if spec.get("runs"):
+            san = placement.load(model_dir / "san.pt")
+            answer["runs"] = []
+            for run in spec["runs"]:
+                call = method_call(san, run["method"], args(run["method"], run["batch"]), placement)
+                answer["runs"].append({**run, "seconds": time_call(call, run["warmup"], run["repeats"], placement)})
+            del san
+        # FLOPs do not depend on the device or dtype: counted once on a float32 CPU copy.
+        cpu = Placement("cpu", "float32")
+        if spec.get("flops"):
+            san = cpu.load(model_dir / "san.pt")
+            answer["flops"] = {method: count_flops(method_call(san, method, args(method, 1), cpu))
+                               for method in spec["flops"]}
+            del san
+        if spec.get("text_flops"):
+            text = cpu.load(model_dir / "text_encoder.pt")
+            ids = torch.ones(1, spec["text_flops"], dtype=torch.int64)
+            answer["text_flops"] = count_flops(lambda: text(ids))
+    if "matmul" in spec:
+        probe = torch.jit.load(spec["matmul"]["probe"], map_location="cpu")
+        like = placement.to_device(torch.zeros(1))
+        n, reps, repeats = spec["matmul"]["n"], spec["matmul"]["reps"], spec["matmul"]["repeats"]
+        answer["matmul"] = {"n": n, "reps": reps,
+                            "seconds": time_call(lambda: probe(like, n, reps).cpu(), 1, repeats, placement),
+                            "base_seconds": time_call(lambda: probe(like, n, 0).cpu(), 1, repeats, placement)}
+    answer["env"]["intra_op_threads"] = torch.get_num_threads()
+    json.dump(answer, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,359 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `npm run bench`: measures san-node on this machine and writes the bench region of docs/benchmarks.md.
+ *
+ *   npm run bench -- [--device cuda --dtype float16] [--threads N] [--models tiny,vit_b_16] [--batches 1,2,4]
+ *                    [--warmup N] [--repeats N] [--quick] [--out FILE]          (`--help` says more)
+ *
+ * For the `tiny` test model and a random-weight SAN ViT-B/16 at 640×640 it measures, in one run: images/s and
+ * latency by batch size (addon, `segment()` end to end, Python on the same export), the overhead of `segment()` over
+ * the network alone, text encoding cold and cached, and the network's FLOP/s against the machine's matmul rate.
+ * Needs the addon, dist/ and the tiny model (`bash scripts/setup.sh`); it writes build/bench-models/ on first use.
+ */
+'use strict';
+
+// Before the addon loads: OpenBLAS reads this once. The Python baseline inherits the same value.
+process.env.OPENBLAS_NUM_THREADS ??= '1';
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { performance } = require('node:perf_hooks');
+const sharp = require('sharp');
+const { SanModel, TorchModel, TextEmbeddingCache, ClipTokenizer, tensor, modelScaleSize } = require('../dist');
+const { readImage } = require('../dist/image');
+const { binding } = require('../dist/native');
+const { parseArgs, usage } = require('./options');
+const measure = require('./measure');
+const report = require('./report');
+
+const ROOT = path.resolve(__dirname, '..');
+const PYTHON = process.env.SAN_PYTHON ?? '/usr/bin/python3';
+const TINY_DIR = path.resolve(ROOT, process.env.SAN_TEST_MODELS ?? 'build/test-models', 'tiny');
+const BENCH_MODELS = path.join(ROOT, 'build', 'bench-models');
+const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
+const ADE150 = path.resolve(ROOT, '..', 'shared', 'reference', 'classes', 'ade150.txt');
+const IMAGE_SIDE = 640;
+const LABELS = { tiny: 'tiny', vit_b_16: 'ViT-B/16' };
+
+/**
+ * What each model runs by default: batch sizes, warm-up calls, timed repeats by batch size, the batch sizes that
+ * also run end to end and in Python ('all' or a list), and the classes and repeats of cold text encoding. The
+ * ViT-B/16 on a CPU takes seconds an image, so it runs fewer and smaller series there.
+ */
+function defaultPlan(name, device, quick) {
+  const cpu = device === 'cpu';
+  if (name === 'tiny') {
+    // Post-processing 150 classes to 640×640 dominates tiny's `segment` (about 0.3 s an image on two cores).
+    return { batches: cpu ? [1, 2, 4] : [1, 2, 4, 8, 16], warmup: 2, repeats: () => (quick ? 3 : cpu ? 10 : 20),
+      e2eBatches: 'all', pythonBatches: 'all', textClasses: 150, textRepeats: quick ? 2 : 5 };
+  }
+  if (!cpu) {
+    return { batches: quick ? [1, 2, 4] : [1, 2, 4, 8, 16], warmup: quick ? 2 : 3, repeats: () => (quick ? 5 : 20),
+      e2eBatches: 'all', pythonBatches: 'all', textClasses: 150, textRepeats: quick ? 2 : 5 };
+  }
+  if (quick) {
+    return { batches: [1, 2], warmup: 1, repeats: () => 1, e2eBatches: [1], pythonBatches: [1], textClasses: 5,
+      textRepeats: 1 };
+  }
+  return { batches: [1, 2, 4], warmup: 1, repeats: (batch) => (batch === 1 ? 3 : batch === 2 ? 2 : 1),
+    e2eBatches: [1], pythonBatches: [1, 2], textClasses: 10, textRepeats: 2 };
+}
+
+/** The default plan with the command line's overrides; batch 1 always runs (the overhead and text rows use it). */
+function planFor(name, args) {
+  const plan = defaultPlan(name, args.device, args.quick);
+  const batches = args.batches ? [...new Set([1, ...args.batches])].sort((a, b) => a - b) : plan.batches;
+  const within = (list) => (list === 'all' ? batches : list.filter((b) => batches.includes(b)));
+  return {
+    batches,
+    warmup: args.warmup ?? plan.warmup,
+    repeats: args.repeats === undefined ? plan.repeats : () => args.repeats,
+    e2eBatches: within(plan.e2eBatches),
+    pythonBatches: within(plan.pythonBatches),
+    textClasses: args.textClasses ?? plan.textClasses,
+    textRepeats: args.repeats ?? plan.textRepeats,
+  };
+}
+
+const log = (message) => process.stderr.write(`[bench] ${message}\n`);
+
+async function waitIdle(seconds) {
+  const until = Date.now() + seconds * 1000;
+  while (os.loadavg()[0] >= 1 && Date.now() < until) {
+    log(`load average ${os.loadavg()[0].toFixed(2)}: waiting for it to fall below 1`);
+    await new Promise((resolve) => setTimeout(resolve, 15000));
+  }
+}
+
+/** Samples the 1-minute load average every 10 s, for the report's honesty about other work on the machine. */
+function watchLoad() {
+  const samples = [os.loadavg()[0]];
+  const timer = setInterval(() => samples.push(os.loadavg()[0]), 10000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    samples.push(os.loadavg()[0]);
+    return { start: samples[0], end: samples.at(-1), mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+      max: Math.max(...samples) };
+  };
+}
+
+/** Fails early, before minutes of addon timings, when the Python baseline cannot use the device. */
+function checkPythonDevice(device) {
+  if (device === 'cpu') return;
+  const probe = spawnSync(PYTHON, ['-c', 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)'],
+    { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  if (probe.status !== 0) {
+    throw new Error(`${PYTHON} cannot use CUDA (torch.cuda.is_available() is false or torch is missing), so the `
+      + 'Python baseline cannot run on it: set SAN_PYTHON to a Python whose PyTorch has CUDA');
+  }
+}
+
+/** The B/16 folder and the matmul probe, written by bench/make_random_model.py unless already up to date. */
+function ensureModels() {
+  if (!fs.existsSync(path.join(TINY_DIR, 'manifest.json'))) {
+    throw new Error(`${TINY_DIR} is missing: run \`bash scripts/setup.sh\` first`);
+  }
+  const made = spawnSync(PYTHON, [path.join(__dirname, 'make_random_model.py'), '--out', BENCH_MODELS],
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (made.status !== 0) throw new Error(`bench/make_random_model.py failed (exit ${made.status})`);
+  return JSON.parse(made.stdout.trim().split('\n').pop());
+}
+
+/** The input: the sample scene at 640×640 with seeded noise, as PNG bytes. */
+async function makePng() {
+  const { data, info } = await sharp(path.join(ROOT, 'assets', 'sample-scene.svg'))
+    .resize(IMAGE_SIDE, IMAGE_SIDE, { fit: 'cover' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const next = measure.random(1);
+  for (let i = 0; i < data.length; i += 1) data[i] = Math.max(0, Math.min(255, data[i] + Math.round(next() * 16 - 8)));
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toBuffer();
+}
+
+function readClasses() {
+  if (fs.existsSync(ADE150)) {
+    return { names: fs.readFileSync(ADE150, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean), source: 'ADE-150' };
+  }
+  return { names: Array.from({ length: 150 }, (_, i) => `class number ${i}`), source: `150 made-up names (${ADE150} absent)` };
+}
+
+/** Runs bench/python_baseline.py on `spec` (same OPENBLAS_NUM_THREADS, inherited); returns its JSON answer. */
+function runPython(spec, tmp, name) {
+  const file = path.join(tmp, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify(spec));
+  const run = spawnSync(PYTHON, [path.join(__dirname, 'python_baseline.py'), file], {
+    cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (run.status !== 0) throw new Error(`bench/python_baseline.py failed (exit ${run.status})`);
+  return JSON.parse(run.stdout);
+}
+
+const pythonTiming = (seconds) => ({ ms: measure.median(seconds) * 1000, n: seconds.length });
+
+/**
+ * Everything measured for one model folder. `elapsed()` and `args.budgetS` bound the batch sizes of the B/16.
+ */
+async function benchModel({ name, dir, plan, png, classes, args, tmp, elapsed }) {
+  const loadOptions = { device: args.device, dtype: args.dtype, threads: args.threads };
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  const dim = manifest.dims.embed_dim;
+  const policy = { shortSide: manifest.resize.short_edge, maxLongSide: manifest.resize.max_size };
+  const readOptions = { resizeTo: (h, w) => modelScaleSize(h, w, policy), maxInputPixels: 2 ** 28, name: 'input' };
+  const { image, originalSize } = await readImage(png, readOptions);
+  const embeddings = tensor('float32', [classes.length, dim], measure.unitRows(classes.length, dim, 7));
+  const result = { name, label: `${LABELS[name]} (${image.height}×${image.width})`, throughput: [], pythonRows: [] };
+  log(`${result.label}: loading`);
+
+  const torch = await TorchModel.load({ san: path.join(dir, 'san.pt'), text_encoder: path.join(dir, 'text_encoder.pt') },
+    loadOptions);
+  const textCache = new TextEmbeddingCache({ maxBytes: 2 ** 26 });
+  const timings = { segment: new Map(), forward: new Map(), e2e: new Map() };
+  let e2eModel;
+  try {
+    const network = async (method, batch) => {
+      const callArgs = measure.networkArgs(method, batch, image, originalSize, embeddings);
+      const timing = await measure.timeRun(torch, 'san', method, callArgs,
+        { warmup: plan.warmup, repeats: plan.repeats(batch) });
+      timings[method].set(batch, timing);
+      log(`${result.label}: ${method} batch ${batch}: ${timing.ms.toFixed(1)} ms (n=${timing.n})`);
+      return timing;
+    };
+    const endToEnd = async (batch, keep) => {
+      const timing = await measure.timeSegmentCalls(dir, batch, png, classes, textCache, loadOptions,
+        { warmup: plan.warmup, repeats: plan.repeats(batch) });
+      timings.e2e.set(batch, timing);
+      log(`${result.label}: segment() x${batch}: ${timing.ms.toFixed(1)} ms (n=${timing.n})`);
+      if (keep) return timing.model;
+      await timing.model.dispose();
+      return undefined;
+    };
+
+    // Batch 1 first: the network, the network alone, then end to end with the embeddings already cached.
+    await network('segment', 1);
+    await network('forward', 1);
+    await measure.fillTextCache(textCache, manifest, classes, embeddings.data);
+    e2eModel = await endToEnd(1, true);
+    const decode = await measure.sample(() => readImage(png, readOptions),
+      { warmup: 2, repeats: Math.max(5, plan.repeats(1)) });
+
+    // Text encoding: a second model without a cache for the cold path, the first one's cache for hits.
+    const cold = await SanModel.load(dir, { ...loadOptions, verify: false, textCache: false });
+    try {
+      const textClasses = classes.slice(0, plan.textClasses);
+      log(`${result.label}: text encoding of ${textClasses.length} classes`);
+      result.text = await measure.timeTextEncoding({
+        cold, cached: e2eModel, torch, tokenizer: ClipTokenizer.fromFile(path.join(dir, 'bpe_vocab.txt.gz')),
+        classes: textClasses, plan: { warmup: 2, repeats: plan.textRepeats, cachedRepeats: 20 },
+      });
+    } finally {
+      await cold.dispose();
+    }
+    await e2eModel.dispose();
+    e2eModel = undefined;
+
+    // Larger batches, while the predicted time fits the budget.
+    const perImageMs = timings.segment.get(1).ms;
+    const pythonReserveMs = perImageMs * (8 + plan.pythonBatches.reduce((sum, b) => sum + b * (plan.warmup + plan.repeats(b)), 0));
+    for (const batch of plan.batches.filter((b) => b > 1)) {
+      const predictedMs = perImageMs * batch * (plan.warmup + plan.repeats(batch))
+        * (plan.e2eBatches.includes(batch) ? 2 : 1);
+      if (elapsed() + predictedMs + pythonReserveMs > args.budgetS * 1000) {
+        result.throughput.push({ batch, skipped: `about ${(predictedMs / 1000).toFixed(0)} s would pass --budget-s ${args.budgetS}` });
+        log(`${result.label}: batch ${batch} skipped (time budget)`);
+        continue;
+      }
+      await network('segment', batch);
+      if (plan.e2eBatches.includes(batch)) await endToEnd(batch, false);
+    }
+    result.overhead = {
+      e2e: timings.e2e.get(1),
+      raw: timings.segment.get(1),
+      forward: timings.forward.get(1),
+      decode,
+      ratio: timings.e2e.get(1).ms / timings.segment.get(1).ms,
+    };
+  } finally {
+    await e2eModel?.dispose();
+    await torch.dispose();
+  }
+
+  // Python on the same file and inputs, after the addon's models are gone.
+  const imageFile = path.join(tmp, `${name}-image.bin`);
+  const embedsFile = path.join(tmp, `${name}-embeds.bin`);
+  fs.writeFileSync(imageFile, image.data);
+  fs.writeFileSync(embedsFile, Buffer.from(embeddings.data.buffer));
+  const ranBatches = [...timings.segment.keys()];
+  const pythonRuns = [
+    ...plan.pythonBatches.filter((b) => ranBatches.includes(b))
+      .map((batch) => ({ method: 'segment', batch, warmup: plan.warmup, repeats: plan.repeats(batch) })),
+    { method: 'forward', batch: 1, warmup: plan.warmup, repeats: plan.repeats(1) },
+  ];
+  log(`${result.label}: Python baseline (${pythonRuns.length} series) and FLOP count`);
+  const python = runPython({
+    model_dir: dir, device: args.device, dtype: args.dtype, threads: args.threads, output_size: originalSize,
+    image: { path: imageFile, dims: [image.height, image.width, 3] },
+    embeds: { path: embedsFile, dims: [classes.length, dim] },
+    runs: pythonRuns, flops: ['forward', 'segment'], text_flops: manifest.text.context_length,
+  }, tmp, name);
+  result.flops = python.flops;
+  result.textFlops = python.text_flops;
+  for (const run of python.runs) {
+    result.pythonRows.push({ method: run.method, batch: run.batch, addon: timings[run.method].get(run.batch),
+      python: pythonTiming(run.seconds) });
+  }
+  for (const batch of ranBatches) {
+    result.throughput.push({
+      batch, addon: timings.segment.get(batch), e2e: timings.e2e.get(batch),
+      python: result.pythonRows.find((row) => row.method === 'segment' && row.batch === batch)?.python,
+    });
+  }
+  result.throughput.sort((a, b) => a.batch - b.batch);
+  return result;
+}
+
+/** The matmul probe's rate through the addon and through Python, on the bench's device and dtype. */
+async function benchMatmul(probe, args, tmp) {
+  // A few seconds of products on either device: 2048² on a CPU, 8192² (1.1 TFLOP each) on a GPU.
+  const plan = args.device === 'cpu'
+    ? { n: 2048, reps: args.quick ? 2 : 4, repeats: args.quick ? 1 : 3 }
+    : { n: 8192, reps: 20, repeats: args.quick ? 2 : 5 };
+  log(`matmul rate (${plan.n}×${plan.n}, ${args.dtype}): addon, then Python`);
+  const loadOptions = { device: args.device, dtype: args.dtype, threads: args.threads };
+  const addon = await measure.timeMatmul(probe, loadOptions, plan);
+  const answer = runPython({ device: args.device, dtype: args.dtype, threads: args.threads, matmul: { probe, ...plan } },
+    tmp, 'matmul');
+  const m = answer.matmul;
+  const python = { n: m.n, reps: m.reps, repeats: m.seconds.length,
+    flops: (2 * m.n ** 3 * m.reps) / (measure.median(m.seconds) - measure.median(m.base_seconds)) };
+  return { addon, python, pythonEnv: answer.env };
+}
+
+/** Writes `markdown` where `args.out` says: the bench region of docs/benchmarks.md, a file of its own, or nowhere. */
+function writeReport(markdown, args) {
+  if (args.out === '-') return;
+  if (args.out !== undefined) {
+    fs.writeFileSync(args.out, `# san-node benchmarks\n\n${markdown}\n`);
+    log(`wrote ${args.out}`);
+    return;
+  }
+  report.writeRegion(DOCS, 'bench', markdown);
+  log(`wrote the bench region of ${path.relative(process.cwd(), DOCS)}`);
+}
+
+async function main(argv, args) {
+  if (args.help) {
+    process.stdout.write(usage);
+    return;
+  }
+  if (args.waitIdleS > 0) await waitIdle(args.waitIdleS);
+  const started = new Date();
+  const t0 = performance.now();
+  const elapsed = () => performance.now() - t0;
+  const stopWatchingLoad = watchLoad();
+  if (os.loadavg()[0] >= 1) {
+    log(`warning: load average ${os.loadavg()[0].toFixed(2)}; other work on this machine skews the timings`);
+  }
+  checkPythonDevice(args.device);
+  const made = ensureModels();
+  const dirs = { tiny: TINY_DIR, vit_b_16: made.vit_b_16 };
+  const png = await makePng();
+  const { names: classes, source: classSource } = readClasses();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'san-bench-'));
+  try {
+    const results = [];
+    for (const name of args.models) {
+      results.push(await benchModel({ name, dir: dirs[name], plan: planFor(name, args), png, classes, args, tmp, elapsed }));
+    }
+    const matmul = await benchMatmul(made.probe, args, tmp);
+    const markdown = report.render({
+      args,
+      command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
+      started: `${started.toISOString().replace('T', ' ').slice(0, 16)} UTC`,
+      elapsedS: elapsed() / 1000,
+      load: stopWatchingLoad(),
+      classSource,
+      env: { machine: report.machine(), node: report.nodeSide(binding(), args), python: matmul.pythonEnv },
+      models: results,
+      matmul,
+    });
+    process.stdout.write(`${markdown}\n`);
+    writeReport(markdown, args);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const argv = process.argv.slice(2);
+let args;
+try {
+  args = parseArgs(argv);
+} catch (error) {
+  process.stderr.write(`bench: ${error.message}\n`);
+  process.exit(2);
+}
+main(argv, args).catch((error) => {
+  process.stderr.write(`bench: ${error.stack ?? error}\n`);
+  process.exit(1);
+});
