@@ -230,7 +230,7 @@ def make_targets(labels: Tensor, num_classes: int, ignore_label: int = 255) -> L
     return targets
 
 
-def _mix(*values: int) -> int:
+def mix_seed(*values: int) -> int:
     """A 63-bit seed from integers (splitmix64 steps), so nearby inputs give unrelated streams."""
     state = 0x9E3779B97F4A7C15
     for value in values:
@@ -257,14 +257,15 @@ class TrainSamples(torch.utils.data.Dataset):
 
     def order(self, epoch: int) -> Tensor:
         if epoch not in self._perms:
-            self._perms = {epoch: torch.randperm(len(self.dataset),
-                                                 generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))}
+            generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+            self._perms = {epoch: torch.randperm(len(self.dataset), generator=generator)}
         return self._perms[epoch]
 
     def __getitem__(self, g: int) -> Sample:
         epoch, position = divmod(g, len(self.dataset))
         image, label = self.dataset[int(self.order(epoch)[position])]
-        return self.transform(image, label.long(), torch.Generator().manual_seed(_mix(self.seed, 1 << 40, g)))
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, 1 << 40, g))
+        return self.transform(image, label.long(), generator)
 
 
 def collate(samples: List[Sample]) -> Tuple[Tensor, Tensor]:

@@ -17,7 +17,7 @@ from ..san.tokenizer import SimpleTokenizer
 from .checkpoints import FINAL, checkpoint_name, last_checkpoint, read_checkpoint, save_checkpoint
 from .config import TrainCfg
 from .criterion import SetCriterion
-from .data import _mix, make_targets, train_loader
+from .data import mix_seed, make_targets, train_loader
 from .matcher import HungarianMatcher
 from .optim import PolySchedule, build_optimizer, clip_gradients, freeze_clip
 from .plot import plot_losses
@@ -48,7 +48,7 @@ class Trainer:
         self.optimizer = build_optimizer(san, cfg)
         self.schedule = PolySchedule(self.optimizer, cfg.steps, cfg.poly_power)
         self.amp = cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.cuda.amp.GradScaler(enabled=self.amp)
+        self.scaler = _grad_scaler(self.amp)
         matcher = HungarianMatcher(cfg.class_weight, cfg.mask_weight, cfg.dice_weight, cfg.num_points)
         self.criterion = SetCriterion(len(self.class_names), matcher, cfg.class_weight, cfg.mask_weight,
                                       cfg.dice_weight, cfg.no_object_weight, cfg.num_points, cfg.oversample_ratio,
@@ -60,7 +60,10 @@ class Trainer:
     def encode_classes(self) -> Tensor:
         """The class embeddings from the current (frozen) text tower; recomputed whenever weights are loaded."""
         self.san.ov_classifier.eval()
-        return class_embeddings(self.san.ov_classifier, self.tokenizer, self.class_names,
+        def encode_text(token_ids: Tensor) -> Tensor:
+            return self.san.ov_classifier(token_ids.to(self.device))
+
+        return class_embeddings(encode_text, self.tokenizer, self.class_names,
                                 TEMPLATE_SETS[self.san.cfg.template_set],
                                 self.san.cfg.text.context_length).to(self.device)
 
@@ -79,7 +82,9 @@ class Trainer:
         """One optimisation step; returns the loss terms, their sum ("loss"), the gradient norm and the lr used."""
         self.san.train()
         self.san.ov_classifier.eval()
-        generator = torch.Generator(device=self.device).manual_seed(_mix(self.cfg.seed, 2 << 40, self.step_count))
+        # Point sampling of step s depends only on (seed, s), so a resumed run samples what the whole run would.
+        seed = mix_seed(self.cfg.seed, 2 << 40, self.step_count)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         losses = self.losses(images, labels, generator)
         total = sum(losses.values())
         if not torch.isfinite(total):
@@ -94,8 +99,8 @@ class Trainer:
         self.scaler.update()
         self.schedule.step()
         self.step_count += 1
-        record = {name: float(value) for name, value in losses.items()}
-        record.update(loss=float(total), grad_norm=grad_norm, lr=lr)
+        record = {name: float(value.detach()) for name, value in losses.items()}
+        record.update(loss=float(total.detach()), grad_norm=grad_norm, lr=lr)
         return record
 
     def state(self) -> Dict[str, Any]:
@@ -121,6 +126,13 @@ class Trainer:
         if checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.step_count = int(checkpoint["iteration"])
+
+
+def _grad_scaler(enabled: bool):
+    """float16 loss scaling on CUDA; torch ≥ 2.3 names it torch.amp.GradScaler, torch 1.13 torch.cuda.amp's."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 @dataclass
