@@ -112,6 +112,8 @@ interface State {
   readonly model: SanModel;
   readonly settings: ServeSettings;
   draining: boolean;
+  /** Requests received, every route. */
+  received: number;
   /** Requests received and not answered, every route. */
   active: number;
   /** `POST /segment` requests being handled. */
@@ -149,7 +151,7 @@ export async function startServer(model: SanModel, options: ServeOptions = {}): 
   if (!(model instanceof SanModel)) throw is.invalidParameterError('model', 'a loaded SanModel', model);
   const settings = checkServeOptions(options);
   const state: State = {
-    model, settings, draining: false, active: 0, segmenting: 0, responses: new Map(), unanswered: new WeakMap(),
+    model, settings, draining: false, received: 0, active: 0, segmenting: 0, responses: new Map(), unanswered: new WeakMap(),
     onIdle: undefined,
   };
   const server = http.createServer((req, res) => {
@@ -195,6 +197,7 @@ async function drain(state: State, server: http.Server): Promise<void> {
 
 async function handle(state: State, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const started = performance.now();
+  state.received += 1;
   state.active += 1;
   let done = false;
   const controller = new AbortController();
@@ -247,7 +250,8 @@ async function route(state: State, req: http.IncomingMessage, res: http.ServerRe
   }
   if (url.pathname === '/healthz') return send(state, req, res, 200, { status: 'ok' });
   if (url.pathname === '/metrics') {
-    const text = prometheusText(state.model.metrics(), { inFlight: state.active, responses: state.responses });
+    const text = prometheusText(state.model.metrics(),
+      { received: state.received, inFlight: state.active, responses: state.responses });
     return send(state, req, res, 200, text, PROMETHEUS_CONTENT_TYPE);
   }
   if (state.segmenting >= state.settings.maxInFlight) {

@@ -12,6 +12,8 @@ const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /** The HTTP server's own counters. */
 export interface HttpCounters {
+  /** Requests received, every route. */
+  received: number;
   /** Requests received and not yet answered. */
   inFlight: number;
   /** Answers sent, by status. */
@@ -72,6 +74,7 @@ export function prometheusText(metrics: SanModelMetrics, server?: HttpCounters):
   family('san_process_resident_memory_bytes', 'gauge', 'Resident memory of the process (host memory only).',
     [['', metrics.memory.rssBytes]]);
   if (server !== undefined) {
+    family('san_http_requests_total', 'counter', 'HTTP requests received, every route.', [['', server.received]]);
     family('san_http_requests_in_flight', 'gauge', 'HTTP requests received and not yet answered.',
       [['', server.inFlight]]);
     family('san_http_responses_total', 'counter', 'HTTP answers sent, by status.',

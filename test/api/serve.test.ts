@@ -296,7 +296,7 @@ describe('other routes', () => {
       'san_info', 'san_requests_total', 'san_batches_total', 'san_batch_size', 'san_request_duration_seconds',
       'san_request_duration_max_seconds', 'san_images_per_second', 'san_queue_depth', 'san_text_cache_hits_total',
       'san_text_cache_misses_total', 'san_text_cache_evictions_total', 'san_text_cache_bytes',
-      'san_text_cache_entries', 'san_process_resident_memory_bytes', 'san_http_requests_in_flight',
+      'san_text_cache_entries', 'san_process_resident_memory_bytes', 'san_http_requests_total', 'san_http_requests_in_flight',
       'san_http_responses_total',
     ];
     for (const name of names) {
@@ -308,6 +308,7 @@ describe('other routes', () => {
     expect(answer.body).toMatch(/^san_batch_size_bucket\{le="\+Inf"\} [1-9]\d*$/m);
     expect(answer.body).toMatch(/^san_request_duration_seconds\{quantile="0.99"\} \d/m);
     expect(answer.body).toMatch(/^san_http_responses_total\{code="200"\} [1-9]\d*$/m);
+    expect(answer.body).toMatch(/^san_http_requests_in_flight 1$/m); // this request itself
     expect(answer.body).toMatch(/^san_process_resident_memory_bytes [1-9]\d*$/m);
     // Every line is a comment or `name{labels} value`.
     for (const line of answer.body.trimEnd().split('\n')) {

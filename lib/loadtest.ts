@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `npm run loadtest`: a bounded load test of `san-seg serve` on loopback. Not part of `npm test`.
+ *
+ * It starts `san-seg serve` (dist/cli.js) on a free port as a child process, so that the clients do not share its
+ * event loop. Then:
+ * 1. `--clients` clients each POST their own generated PNG, one request after another on a keep-alive connection,
+ *    for `--seconds`; every request still out at the deadline is awaited.
+ * 2. Shutdown under load: one more request per client is sent at once, and as soon as the server's counters show it
+ *    has received them all, it is sent SIGTERM. It must answer each of them and exit 0.
+ *
+ * "dropped" counts requests that got no answer at all (a reset or closed connection); it must be 0, and the exit
+ * status is 1 otherwise, or when the server does not exit 0. The whole run is bounded: the server is killed and the
+ * run fails when it takes more than `--seconds` + 120 s. The result, a markdown table, is printed and written between
+ * the `<!-- loadtest:begin -->` and `<!-- loadtest:end -->` markers of docs/benchmarks.md (`--out FILE`, or `--out -`
+ * to only print it).
+ *
+ * ```sh
+ * npm run loadtest -- --clients 8 --seconds 20
+ * npm run loadtest -- --model models/vit_b_16 --device cuda --size 480x640 --out -
+ * ```
+ * @module
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { decodeRle, LabelsBody } from './serve';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(__dirname, 'cli.js');
+const TINY = path.join(ROOT, process.env.SAN_TEST_MODELS ?? path.join('build', 'test-models'), 'tiny');
+const REPORT = path.join(ROOT, 'docs', 'benchmarks.md');
+const CLASSES = 'sky;sea;sand;boat';
+/** Time allowed beyond `--seconds` for start-up, the last answers and the drain. */
+const GRACE_MS = 120_000;
+
+const USAGE = `Usage: npm run loadtest -- [options]
+
+Runs san-seg serve on loopback and N clients against it for a fixed time, then stops it with SIGTERM
+while one request per client is in flight. Prints p50/p99 latency, errors, dropped requests (must
+be 0) and the server's RSS at start and end, and writes them into docs/benchmarks.md.
+
+  --model DIR        model folder (default: the tiny test model, ${path.relative(ROOT, TINY)})
+  --clients N        concurrent clients, each one request at a time (default 8)
+  --seconds S        how long the clients send (default 20)
+  --size HxW         size of the generated PNGs (default 120x160)
+  --format F         label format asked for: png or rle (default png)
+  --device NAME      cpu, cuda, cuda:N or auto (default: san-seg serve's)
+  --threads N        LibTorch intra-op threads (default: san-seg serve's)
+  --max-batch-size N images per batch (default: san-seg serve's)
+  --out FILE         file whose loadtest markers get the result (default docs/benchmarks.md;
+                     '-' to only print it)
+  --note TEXT        a sentence added to the result, e.g. what else the machine was doing
+`;
+
+interface Options {
+  model: string;
+  clients: number;
+  seconds: number;
+  size: [number, number];
+  format: 'png' | 'rle';
+  /** Passed on to `san-seg serve` as they are. */
+  serveFlags: string[];
+  out: string | undefined;
+  note: string | undefined;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, clients: { type: 'string' }, seconds: { type: 'string' }, size: { type: 'string' },
+      format: { type: 'string' }, device: { type: 'string' }, threads: { type: 'string' },
+      'max-batch-size': { type: 'string' }, out: { type: 'string' }, note: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return undefined;
+  const positive = (flag: string, value: string | undefined, fallback: number): number => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} takes a positive integer, not '${value}'`);
+    return n;
+  };
+  const size = /^(\d+)x(\d+)$/.exec(values.size ?? '120x160');
+  if (size === null) throw new Error(`--size takes HxW, e.g. 120x160, not '${values.size}'`);
+  const format = values.format ?? 'png';
+  if (format !== 'png' && format !== 'rle') throw new Error(`--format takes png or rle, not '${format}'`);
+  const serveFlags: string[] = [];
+  for (const flag of ['device', 'threads', 'max-batch-size'] as const) {
+    if (values[flag] !== undefined) serveFlags.push(`--${flag}`, values[flag]);
+  }
+  return {
+    model: path.resolve(values.model ?? TINY),
+    clients: positive('clients', values.clients, 8),
+    seconds: positive('seconds', values.seconds, 20),
+    size: [positive('size', size[1], 1), positive('size', size[2], 1)],
+    format,
+    serveFlags,
+    out: values.out === '-' ? undefined : path.resolve(values.out ?? REPORT),
+    note: values.note,
+  };
+}
+
+/** How one request ended: its status and milliseconds, or the connection error that left it unanswered. */
+interface Outcome {
+  ms: number;
+  status: number | undefined;
+  error: string | undefined;
+}
+
+/** One POST on `agent`; resolves with its status, or with the error that left it unanswered. Checks a 200's body. */
+function post(agent: http.Agent, url: string, image: Buffer, pixels: number): Promise<Outcome> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const done = (status: number | undefined, error: string | undefined): void =>
+      resolve({ ms: performance.now() - started, status, error });
+    const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'image/png' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return done(res.statusCode, undefined);
+        done(200, answerProblem(Buffer.concat(chunks).toString('utf8'), pixels));
+      });
+      res.on('error', (error: NodeJS.ErrnoException) => done(undefined, error.code ?? error.message));
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => done(undefined, error.code ?? error.message));
+    req.end(image);
+  });
+}
+
+/** What is wrong with a 200 answer, if anything: it must carry a label map of the image's size. */
+function answerProblem(text: string, pixels: number): string | undefined {
+  let body: { size: [number, number]; labels: LabelsBody };
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch (error) {
+    return `an answer that is not JSON (${(error as Error).message})`;
+  }
+  const { size, labels } = body;
+  if (size[0] * size[1] !== pixels) return `a label map of ${size.join('×')}`;
+  if (labels.format === 'rle' && decodeRle(labels.data).length !== pixels) return 'RLE labels of the wrong length';
+  if (labels.format === 'png' && labels.data.length === 0) return 'an empty label PNG';
+  return undefined;
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => { text += chunk; }).on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+}
+
+/** A sample's value in Prometheus text, e.g. `san_batch_size_sum`. */
+function sample(text: string, name: string): number {
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match === null ? NaN : Number(match[1]);
+}
+
+async function noisePng(height: number, width: number, seed: number): Promise<Buffer> {
+  const data = new Uint8Array(height * width * 3);
+  let state = (seed + 1) * 2654435761;
+  for (let i = 0; i < data.length; i += 1) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    data[i] = state >>> 24;
+  }
+  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+  /** What the server wrote to stderr. */
+  log: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `san-seg serve` and resolves with its URL, the first line it writes to stdout. */
+function startServe(options: Options): Promise<Server> {
+  const args = [CLI, 'serve', '--model', options.model, '--port', '0', ...options.serveFlags];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { log += chunk; });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('\n')) resolve({ child, url: out.split('\n')[0], log: () => log, exited });
+    });
+    void exited.then((code) => reject(new Error(`san-seg serve exited with status ${code} before listening:\n${log}`)));
+  });
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+}
+
+/**
+ * Shutdown under load: one request per client at once, SIGTERM as soon as the server has received them all (its
+ * `san_http_requests_total` has counted them, besides the /metrics requests that watch it), then every answer.
+ */
+async function shutdownUnderLoad(server: Server, target: string, images: Buffer[],
+  pixels: number): Promise<{ outcomes: Outcome[]; exitCode: number | null; drainMs: number }> {
+  const metricsUrl = `${server.url}/metrics`;
+  const before = sample(await get(metricsUrl), 'san_http_requests_total');
+  const outcomes = Promise.all(images.map((image) => post(new http.Agent(), target, image, pixels)));
+  for (let polls = 1; sample(await get(metricsUrl), 'san_http_requests_total') < before + images.length + polls;) {
+    polls += 1;
+  }
+  const signalled = performance.now();
+  server.child.kill('SIGTERM');
+  const [answered, exitCode] = await Promise.all([outcomes, server.exited]);
+  return { outcomes: answered, exitCode, drainMs: performance.now() - signalled };
+}
+
+interface Measured {
+  options: Options;
+  device: string;
+  timed: Outcome[];
+  elapsedS: number;
+  drain: { outcomes: Outcome[]; exitCode: number | null; drainMs: number };
+  rssStart: number;
+  rssEnd: number;
+  meanBatch: number;
+  /** The machine's 1-minute load average when the clients started and when they stopped. */
+  load: [number, number];
+}
+
+async function measure(options: Options, server: Server): Promise<Measured> {
+  const pixels = options.size[0] * options.size[1];
+  const images = await Promise.all(Array.from({ length: options.clients }, (_, i) => noisePng(...options.size, i)));
+  const target = `${server.url}/segment?classes=${encodeURIComponent(CLASSES)}&format=${options.format}`;
+  // One request first, so that the text encoding and the first run's set-up are not in the figures.
+  const warm = await post(new http.Agent(), target, images[0], pixels);
+  if (warm.status !== 200 || warm.error !== undefined) {
+    throw new Error(`the warm-up request failed: ${warm.status ?? ''} ${warm.error ?? ''}\n${server.log()}`);
+  }
+  const rssStart = sample(await get(`${server.url}/metrics`), 'san_process_resident_memory_bytes');
+
+  const timed: Outcome[] = [];
+  const loadStart = os.loadavg()[0];
+  const started = performance.now();
+  const deadline = started + options.seconds * 1000;
+  await Promise.all(images.map(async (image) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    while (performance.now() < deadline) timed.push(await post(agent, target, image, pixels));
+    agent.destroy();
+  }));
+  const elapsedS = (performance.now() - started) / 1000;
+  const load: [number, number] = [loadStart, os.loadavg()[0]];
+  const metrics = await get(`${server.url}/metrics`);
+  const rssEnd = sample(metrics, 'san_process_resident_memory_bytes');
+  const meanBatch = sample(metrics, 'san_batch_size_sum') / sample(metrics, 'san_batch_size_count');
+  const drain = await shutdownUnderLoad(server, target, images, pixels);
+  const device = /\(\S+ on (\S+)\)/.exec(server.log())?.[1] ?? 'unknown';
+  return { options, device, timed, elapsedS, drain, rssStart, rssEnd, meanBatch, load };
+}
+
+/** The markdown of a run, and whether it passed. */
+function report(run: Measured): { markdown: string; passed: boolean } {
+  const { options, timed, drain } = run;
+  const all = [...timed, ...drain.outcomes];
+  const dropped = all.filter((o) => o.status === undefined).length;
+  const errors = all.filter((o) => o.status !== undefined && (o.status !== 200 || o.error !== undefined)).length;
+  const ok = timed.filter((o) => o.status === 200 && o.error === undefined);
+  const latencies = ok.map((o) => o.ms).sort((a, b) => a - b);
+  const byOutcome = new Map<string, number>();
+  for (const o of all) {
+    const key = o.status === undefined ? o.error ?? 'no answer' : `${o.status}${o.error ? ` with ${o.error}` : ''}`;
+    byOutcome.set(key, (byOutcome.get(key) ?? 0) + 1);
+  }
+  const drainedOk = drain.outcomes.filter((o) => o.status === 200 && o.error === undefined).length;
+  const passed = dropped === 0 && errors === 0 && drain.exitCode === 0;
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+  const ms = (value: number): string => value.toFixed(1);
+  const cpus = os.cpus();
+  const command = ['npm run loadtest --', '--clients', options.clients, '--seconds', options.seconds,
+    '--size', options.size.join('x'), '--format', options.format, ...options.serveFlags,
+    ...(options.model === TINY ? [] : ['--model', path.relative(ROOT, options.model)])].join(' ');
+  const markdown = [
+    `Load test of \`san-seg serve\`, ${new Date().toISOString().slice(0, 10)}: \`${command}\`.`,
+    `${options.clients} clients on loopback, each one request at a time on a keep-alive connection, for ` +
+      `${options.seconds} s; a ${options.size.join('×')} noise PNG per request, classes \`${CLASSES}\`, labels as ` +
+      `${options.format}; model ${path.relative(ROOT, options.model) || options.model} on ${run.device}. ` +
+      `Machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'} × ${cpus.length}, ` +
+      `${mib(os.totalmem())} MiB, Node ${process.version}, ${os.platform()} ${os.release()}; 1-minute load ` +
+      `average ${run.load.map((value) => value.toFixed(1)).join(' at the start, ')} at the end.` +
+      `${options.note === undefined ? '' : ` ${options.note}`}`,
+    '',
+    '| requests | answered/s | p50 ms | p99 ms | max ms | errors | dropped | mean batch | RSS start MiB | RSS end MiB |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${timed.length} | ${(ok.length / run.elapsedS).toFixed(1)} | ${ms(percentile(latencies, 0.5))} | ` +
+      `${ms(percentile(latencies, 0.99))} | ${ms(latencies.at(-1) ?? NaN)} | ${errors} | ${dropped} | ` +
+      `${run.meanBatch.toFixed(2)} | ${mib(run.rssStart)} | ${mib(run.rssEnd)} |`,
+    '',
+    `Shutdown under load: SIGTERM once the server had received one more request per client ` +
+      `(${drain.outcomes.length}); ${drainedOk} of them answered 200, server exit status ${drain.exitCode}, ` +
+      `${drain.drainMs.toFixed(0)} ms from SIGTERM to exit. ` +
+      `Every answer: ${[...byOutcome].map(([key, count]) => `${key} × ${count}`).join(', ')}. ` +
+      `${passed ? 'Passed' : 'FAILED'}: no request dropped, none failed, clean exit.`,
+  ].join('\n');
+  return { markdown, passed };
+}
+
+/**
+ * Replaces what lies between the loadtest markers of `file` with `markdown`; the rest of the file (other tools'
+ * regions) is kept as it is.
+ * @throws Error when the file lacks the markers.
+ */
+function writeRegion(file: string, markdown: string): void {
+  const [begin, end] = ['<!-- loadtest:begin -->', '<!-- loadtest:end -->'];
+  const text = fs.readFileSync(file, 'utf8');
+  const from = text.indexOf(begin);
+  const to = text.indexOf(end, from);
+  if (from < 0 || to < 0) throw new Error(`${file} has no ${begin} … ${end} markers to write between`);
+  fs.writeFileSync(file, `${text.slice(0, from)}${begin}\n${markdown}\n${text.slice(to)}`);
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === undefined) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build:ts (or bash scripts/setup.sh)`);
+  const server = await startServe(options);
+  const watchdog = setTimeout(() => {
+    console.error(`loadtest: no end after ${options.seconds} s + ${GRACE_MS / 1000} s; killing the server`);
+    server.child.kill('SIGKILL');
+    process.exit(1);
+  }, options.seconds * 1000 + GRACE_MS);
+  try {
+    const { markdown, passed } = report(await measure(options, server));
+    console.log(markdown);
+    if (options.out !== undefined) {
+      writeRegion(options.out, markdown);
+      console.log(`\nWritten into ${path.relative(process.cwd(), options.out)}.`);
+    }
+    if (!passed) console.error(`\nThe server's log:\n${server.log()}`);
+    return passed ? 0 : 1;
+  } finally {
+    clearTimeout(watchdog);
+    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+  }
+}
+
+main().then((code) => {
+  process.exitCode = code;
+}, (error: Error) => {
+  console.error(`loadtest: ${error.message}`);
+  process.exitCode = 1;
+});
