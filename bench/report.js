@@ -277,11 +277,11 @@ function render(results) {
   }
 
   out.push('### Method', '');
-  out.push(...methodNotes(results.classSource), '');
+  out.push(...methodNotes(results.classSource, models), '');
   return out.join('\n');
 }
 
-function methodNotes(classSource) {
+function methodNotes(classSource, models) {
   return [
     '* Models: `tiny` is the test model (`build/test-models/tiny`, seeded random weights; its resize policy brings '
       + 'the 640×640 input to 64×64). `ViT-B/16` is the full SAN ViT-B/16 (CLIP ViT-B/16 with the side adapter) with '
@@ -293,9 +293,13 @@ function methodNotes(classSource) {
       + '`segment()` finds them cached; the text-encoding section times the encoder.',
     '* Order: for each model the addon runs first (network, `segment()`, text), its models are disposed, then one '
       + 'Python process times the same calls. Nothing else of the bench runs meanwhile.',
-    '* Repeats: `tiny` 3 warm-up and 20 timed calls a series; `ViT-B/16` on a CPU 1 warm-up and 3, 2 and 1 timed '
-      + 'calls at batch 1, 2 and 4, `segment()` at batch 1 only, Python at batch 1 and 2, cold text on 10 classes; '
-      + 'on CUDA 3 warm-up and 20 timed calls at batch 1 to 16. `--warmup`, `--repeats`, `--batches` override them.',
+    ...models.map(({ label, plan }) => {
+      const byBatch = Object.entries(plan.repeats).map(([batch, n]) => `${n} at batch ${batch}`).join(', ');
+      return `* Repeats, ${label}: ${plan.warmup} warm-up and ${byBatch} timed calls a series; \`segment()\` at `
+        + `batch ${plan.e2eBatches.join(', ')}; Python at batch ${plan.pythonBatches.join(', ')} and \`forward\` at 1; `
+        + `cold text encoding of ${plan.textClasses} classes, ${plan.textRepeats} timed. \`--warmup\`, \`--repeats\`, `
+        + '`--batches` and `--text-classes` override these.';
+    }),
     '* FLOPs: `bench/python_baseline.py` runs one call of the method on a float32 CPU copy of the same san.pt under '
       + 'a `TorchDispatchMode` that sees every op LibTorch dispatches and counts 2 × multiply-adds of the '
       + 'matmul-class ops (`mm`, `bmm`, `addmm`, `baddbmm`, `matmul`, `linear`, two-operand `einsum`, convolution) '
