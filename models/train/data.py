@@ -67,7 +67,7 @@ class FolderDataset:
             classes_file = self.root / classes
             if not classes_file.is_file():
                 raise ValueError(f"{classes_file} does not exist: write the class names there, one per line, in "
-                                 "label order (e.g. ../shared/reference/classes/coco_stuff171.txt)")
+                                 "label order (e.g. assets/classes/coco_stuff171.txt)")
             classes = [line.strip() for line in classes_file.read_text(encoding="utf-8").splitlines()]
             classes = [name for name in classes if name]
         self.class_names: List[str] = list(classes)
