@@ -41,6 +41,22 @@ Napi::Value CudaDeviceCountJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), CudaDeviceCount());
 }
 
+// cudaMemory(index) -> { allocatedBytes, reservedBytes, peakAllocatedBytes } from LibTorch's caching allocator, or
+// { unavailable: reason }. Synchronous and cheap: the allocator keeps these counters.
+Napi::Value CudaMemoryJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const DeviceMemory memory = CudaMemory(info[0].As<Napi::Number>().Int32Value());
+  Napi::Object js = Napi::Object::New(env);
+  if (!memory.available) {
+    js.Set("unavailable", memory.reason);
+    return js;
+  }
+  js.Set("allocatedBytes", static_cast<double>(memory.allocatedBytes));
+  js.Set("reservedBytes", static_cast<double>(memory.reservedBytes));
+  js.Set("peakAllocatedBytes", static_cast<double>(memory.peakAllocatedBytes));
+  return js;
+}
+
 // _describeError(message) -> { code, message }: how a raw LibTorch message reaches JS. For tests only.
 Napi::Value DescribeError(const Napi::CallbackInfo& info) {
   const std::string message = ShortenMessage(info[0].As<Napi::String>().Utf8Value());
@@ -57,6 +73,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCountJs>(env, "cudaDeviceCount"));
+  exports.Set("cudaMemory", Napi::Function::New<CudaMemoryJs>(env, "cudaMemory"));
   exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
   return exports;
 }

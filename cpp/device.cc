@@ -8,6 +8,11 @@
 
 #include "common.h"
 
+// Only the cmake build sees the CUDA toolkit's headers (through LibTorch's CMake config), which this one includes.
+#ifdef SAN_CUDA_ALLOCATOR_STATS
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace san {
 
 namespace {
@@ -33,6 +38,29 @@ std::string CudaRuntimeVersion() {
   if (!CudaLoaded()) return "";
   const long version = at::detail::getCUDAHooks().versionCUDART();  // e.g. 11080
   return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+DeviceMemory CudaMemory(int index) {
+  DeviceMemory memory;
+  if (!CudaBuilt() || !CudaLoaded()) {
+    memory.reason = "no CUDA in this LibTorch";
+    return memory;
+  }
+  if (index < 0 || index >= CudaDeviceCount()) {
+    memory.reason = "no CUDA device " + std::to_string(index) + " is visible";
+    return memory;
+  }
+#ifdef SAN_CUDA_ALLOCATOR_STATS
+  // Index 0 of each statistic is StatType::AGGREGATE (all pools), whose namespace moved between LibTorch versions.
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  memory.available = true;
+  memory.allocatedBytes = stats.allocated_bytes[0].current;
+  memory.reservedBytes = stats.reserved_bytes[0].current;
+  memory.peakAllocatedBytes = stats.allocated_bytes[0].peak;
+#else
+  memory.reason = "this build of the addon (node-gyp) cannot read LibTorch's CUDA allocator; build it with cmake-js";
+#endif
+  return memory;
 }
 
 c10::Device ResolveDevice(const std::string& request) {

@@ -32,6 +32,18 @@ int CudaDeviceCount();
 // The CUDA runtime LibTorch was built with ("11.8"), or "" when its CUDA library is not loaded.
 std::string CudaRuntimeVersion();
 
+// One GPU's memory as LibTorch's caching allocator sees it, in bytes: what tensors hold now (allocated), what the
+// allocator holds from the driver, tensors or cached for reuse (reserved), and the most allocated since start.
+// `reason` instead says why it cannot be read: a CPU-only LibTorch, no such GPU, or a build without CUDA headers.
+struct DeviceMemory {
+  bool available = false;
+  std::string reason;
+  int64_t allocatedBytes = 0;
+  int64_t reservedBytes = 0;
+  int64_t peakAllocatedBytes = 0;
+};
+DeviceMemory CudaMemory(int index);
+
 }  // namespace san
 
 #endif  // SAN_DEVICE_H_

@@ -13,14 +13,20 @@ namespace {
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
 at::Tensor PlaceTensor(const at::Tensor& tensor, const Placement& placement) {
-  at::Tensor placed = tensor.to(placement.device);
+  // To a GPU through page-locked memory (LibTorch's caching host allocator, so no new pinning per call): the upload is
+  // then a DMA the stream runs without the executor thread waiting, and at full bus speed. Input images travel as
+  // uint8 (a quarter of float32's bytes) and are normalised on the device by the model.
+  at::Tensor placed = placement.device.is_cuda() && tensor.device().is_cpu()
+                          ? tensor.pin_memory().to(placement.device, /*non_blocking=*/true)
+                          : tensor.to(placement.device);
   if (placement.castFloating && at::isFloatingType(placed.scalar_type())) placed = placed.to(*placement.castFloating);
   return placed;
 }
 
 at::Tensor HostTensor(at::Tensor tensor, const ResultOptions& options, const std::vector<at::Tensor>& inputs) {
-  tensor = tensor.to(at::kCPU);
+  // Cast before leaving the device: a GPU converts in microseconds what would take the executor thread milliseconds.
   if (options.float32Outputs && at::isFloatingType(tensor.scalar_type())) tensor = tensor.to(at::kFloat);
+  tensor = tensor.to(at::kCPU);
   if (!HasJsType(tensor.scalar_type())) {
     throw SanException(ErrorCode::kDtype, std::string("Cannot return a tensor of dtype ") +
                                               c10::toString(tensor.scalar_type()) + " to JS");

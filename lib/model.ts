@@ -14,6 +14,7 @@ import { ErrorCode, SanError } from './errors';
 import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
 import * as is from './is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
+import { binding, CudaMemory } from './native';
 import { ensembleTemplates, normalizeRows, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
 import { LabelMap, SegmentResult } from './segment-result';
 import { tensor, Tensor } from './tensor';
@@ -86,8 +87,11 @@ export interface SanModelMetrics extends ServingMetrics {
   queueDepth: { batcher: number; runtime: number };
   /** The text cache's counters; null without a cache. */
   textCache: TextCacheStats | null;
-  /** The device, and the process's resident memory in bytes (the CPU's memory; GPU memory is not yet reported). */
-  memory: { device: string; rssBytes: number };
+  /**
+   * The device; the process's resident memory in bytes; and on a GPU, its memory as LibTorch's caching allocator
+   * counts it (shared by every model on that GPU), or on the CPU `{ unavailable: reason }`, never a made-up figure.
+   */
+  memory: { device: string; rssBytes: number; deviceMemory: CudaMemory };
 }
 
 /** Options of {@link SanModel.encodeText}. */
@@ -320,8 +324,13 @@ export class SanModel {
       ...this.#stats.snapshot(),
       queueDepth: { batcher: this.#batcher.stats().queued, runtime: this.#torch.queueDepth },
       textCache: this.#textCache?.stats() ?? null,
-      memory: { device: this.device, rssBytes: process.memoryUsage.rss() },
+      memory: { device: this.device, rssBytes: process.memoryUsage.rss(), deviceMemory: this.#deviceMemory() },
     };
+  }
+
+  #deviceMemory(): CudaMemory {
+    const cuda = /^cuda:(\d+)$/.exec(this.device);
+    return cuda ? binding().cudaMemory(Number(cuda[1])) : { unavailable: `the model runs on the ${this.device}` };
   }
 
   async #segment(input: ImageInput, checked: CheckedSegmentOptions): Promise<SegmentResult> {

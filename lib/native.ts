@@ -59,6 +59,22 @@ export interface Versions {
   napi: number;
 }
 
+/** One GPU's memory as LibTorch's caching allocator counts it, or why it cannot be read. */
+export type CudaMemory =
+  | {
+    /** Bytes that live tensors hold now. */
+    allocatedBytes: number;
+    /** Bytes the allocator holds from the driver: tensors plus its cache for reuse (what nvidia-smi shows, less
+     * the CUDA context). */
+    reservedBytes: number;
+    /** The most `allocatedBytes` has been since the process started. */
+    peakAllocatedBytes: number;
+  }
+  | {
+    /** Why there is no figure: a CPU-only LibTorch, no such GPU, or a build that cannot read it. */
+    unavailable: string;
+  };
+
 /** Everything the addon exports. @ignore */
 export interface Binding {
   NativeModel: new (options: NativeModelOptions) => NativeModel;
@@ -66,6 +82,8 @@ export interface Binding {
   /** Whether LibTorch sees a CUDA device (synchronous; the first call initialises the driver). */
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
+  /** GPU `index`'s memory, from LibTorch's caching allocator (synchronous, cheap). */
+  cudaMemory(index: number): CudaMemory;
   /** How a raw LibTorch message reaches JS: its first meaningful line and the code it maps to. For tests. */
   _describeError(message: string): { code: string; message: string };
 }
