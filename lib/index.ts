@@ -14,6 +14,7 @@ export type { SanModelOptions, SegmentOptions, EncodeTextOptions, Templates, Syn
 export { SEGMENT_MANY_DEFAULTS } from './stream';
 export type { SegmentManyOptions, SegmentManyItem } from './stream';
 export type { ServingMetrics, LatencyPercentiles } from './serving-stats';
+export type { CudaMemory } from './native';
 export { DynamicBatcher, DYNAMIC_BATCHER_DEFAULTS } from './batcher';
 export type { DynamicBatcherOptions, SubmitOptions, BatchInfo, BatcherStats, OnFull } from './batcher';
 export { SegmentResult } from './segment-result';
