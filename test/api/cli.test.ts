@@ -11,6 +11,7 @@ import { parseExportArgs } from '../../lib/cli/export';
 import { Progress } from '../../lib/cli/progress';
 import { outputStems } from '../../lib/cli/segment';
 import { parseClassesFile, splitClassList } from '../../lib/cli/segment-args';
+import { testDevice } from '../helpers/device';
 import { repoRoot } from '../helpers/paths';
 import { tinyModelDir } from '../native/support';
 
@@ -248,7 +249,7 @@ describe('argument helpers', () => {
 });
 
 describe('the compiled CLI on the tiny model', () => {
-  const common = ['--model', tinyModelDir, '--device', 'cpu', '--threads', '1'];
+  const common = ['--model', tinyModelDir, '--device', testDevice, '--threads', '1'];
   let images: string;
   beforeAll(async () => {
     ensureCompiled();

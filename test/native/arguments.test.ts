@@ -2,12 +2,13 @@
 // How method arguments and results are converted, and when tensor memory is shared or copied.
 import { TorchModel } from '../../lib/torch-model';
 import { Tensor, tensor } from '../../lib/tensor';
+import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 
 let model: TorchModel;
 
 beforeAll(async () => {
-  model = await TorchModel.load(moduleFiles(nativeModelsDir, ['ops.pt', 'identity.pt']), { device: 'cpu', threads: 1 });
+  model = await TorchModel.load(moduleFiles(nativeModelsDir, ['ops.pt', 'identity.pt']), testRuntime('float32'));
 });
 afterAll(() => model.dispose());
 
@@ -104,7 +105,7 @@ describe('memory', () => {
   });
 
   test('outputs outlive the model that made them', async () => {
-    const other = await TorchModel.load(moduleFiles(nativeModelsDir, ['ops.pt']), { device: 'cpu', threads: 1 });
+    const other = await TorchModel.load(moduleFiles(nativeModelsDir, ['ops.pt']), testRuntime('float32'));
     const [doubled] = (await other.run('ops.pt', 'forward', [matrix()])) as Tensor[];
     await other.dispose();
     expect(values(doubled)).toEqual([2, 4, 6, 8, 10, 12]);

@@ -3,6 +3,7 @@
 import { ErrorCode, SanError } from '../../lib/errors';
 import { TorchModel } from '../../lib/torch-model';
 import { Tensor, tensor } from '../../lib/tensor';
+import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 
 const SLOW = moduleFiles(nativeModelsDir, ['slow.pt', 'identity.pt', 'ops.pt']);
@@ -11,15 +12,17 @@ const values = (result: unknown): number[] => Array.from((result as Tensor).data
 
 let model: TorchModel;
 beforeAll(async () => {
-  model = await TorchModel.load(SLOW, { device: 'cpu', threads: 1 });
+  model = await TorchModel.load(SLOW, testRuntime('float32'));
 });
 afterAll(() => model.dispose());
 
-/** slow.pt iterations that take about `ms` on this machine. */
+/** slow.pt iterations that take about `ms` on this machine (and device). */
 async function iterationsFor(ms: number): Promise<number> {
-  const started = process.hrtime.bigint();
+  // Warm first: a GPU's first call also pays for kernel and library set-up, which would make later calls too short.
   await model.run('slow.pt', 'forward', [slowInput(), 20]);
-  const perIteration = Number(process.hrtime.bigint() - started) / 1e6 / 20;
+  const started = process.hrtime.bigint();
+  await model.run('slow.pt', 'forward', [slowInput(), 200]);
+  const perIteration = Number(process.hrtime.bigint() - started) / 1e6 / 200;
   return Math.max(20, Math.round(ms / perIteration));
 }
 
@@ -51,7 +54,7 @@ test('the JS thread keeps running timers while a long inference is pending', asy
 });
 
 test('calls beyond queueLimit reject with ERR_SAN_OVERLOADED, and the queue drains', async () => {
-  const small = await TorchModel.load(SLOW, { device: 'cpu', threads: 1, queueLimit: 2 });
+  const small = await TorchModel.load(SLOW, { ...testRuntime('float32'), queueLimit: 2 });
   try {
     const first = small.run('slow.pt', 'forward', [slowInput(), 20]);
     const second = small.run('identity.pt', 'forward', [tensor('uint8', [1])]);
@@ -69,7 +72,7 @@ test('calls beyond queueLimit reject with ERR_SAN_OVERLOADED, and the queue drai
 });
 
 test('dispose() lets every earlier call finish, then rejects later ones', async () => {
-  const doomed = await TorchModel.load(SLOW, { device: 'cpu', threads: 1 });
+  const doomed = await TorchModel.load(SLOW, testRuntime('float32'));
   const earlier = Array.from({ length: 5 }, (_, i) => doomed.run('ops.pt', 'label', ['call', i]));
   const disposing = doomed.dispose();
   const later = doomed.run('ops.pt', 'label', ['late', 0]);
@@ -80,7 +83,7 @@ test('dispose() lets every earlier call finish, then rejects later ones', async 
 });
 
 test("each model has its own thread: a short call on one does not wait for a long call on another", async () => {
-  const other = await TorchModel.load(SLOW, { device: 'cpu', threads: 1 });
+  const other = await TorchModel.load(SLOW, testRuntime('float32'));
   try {
     const iterations = await iterationsFor(1000);
     const order: string[] = [];

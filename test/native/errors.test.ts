@@ -5,13 +5,14 @@ import { ErrorCode, SanError } from '../../lib/errors';
 import { binding } from '../../lib/native';
 import { Argument, TorchModel, TorchModelOptions } from '../../lib/torch-model';
 import { Tensor, tensor } from '../../lib/tensor';
+import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 
 let model: TorchModel;
 const MODULES = ['affine.pt', 'conv.pt', 'ops.pt', 'identity.pt'];
 
 beforeAll(async () => {
-  model = await TorchModel.load(moduleFiles(nativeModelsDir, MODULES), { device: 'cpu', threads: 1 });
+  model = await TorchModel.load(moduleFiles(nativeModelsDir, MODULES), testRuntime('float32'));
 });
 afterAll(() => model.dispose());
 
@@ -25,8 +26,9 @@ async function expectModelStillWorks(): Promise<void> {
 
 describe('EXPECTED FAILURE - run() reports LibTorch errors by code, then the next call works', () => {
   const cases: Array<[string, string, string, Argument[], string, RegExp]> = [
+    // LibTorch 1.13's wording, then 2.x's ("expected mat1 and mat2 to have the same dtype, but got: int != float").
     ['wrong dtype', 'affine.pt', 'forward', [tensor('int32', [5, 4])], ErrorCode.DTYPE,
-      /^mat1 and mat2 must have the same dtype$/],
+      /^(mat1 and mat2 must have the same dtype$|expected mat1 and mat2 to have the same dtype, but got: )/],
     ['wrong dtype for a convolution', 'conv.pt', 'forward', [tensor('uint8', [1, 3, 8, 8])], ErrorCode.DTYPE,
       /^Input type \(unsigned char\) and bias type \(float\) should be the same$/],
     ['wrong shape', 'affine.pt', 'forward', [float32(5, 7)], ErrorCode.SHAPE,
@@ -169,7 +171,7 @@ describe('BAD CALL - load() checks its options', () => {
 
 describe('EXPECTED FAILURE - the native boundary re-checks what users can build', () => {
   // Straight to the addon, past lib/'s checks, as a caller of the binding could.
-  const native = new (binding().NativeModel)({ device: 'cpu', dtype: 'float32', threads: 1, queueLimit: 8 });
+  const native = new (binding().NativeModel)({ ...testRuntime('float32'), queueLimit: 8 });
   const loaded = native.load(moduleFiles(nativeModelsDir, ['identity.pt']));
   const options = { float32Outputs: false, copyOutputs: false };
   afterAll(() => native.dispose());
@@ -209,7 +211,7 @@ describe('EXPECTED FAILURE - the native boundary re-checks what users can build'
 
 describe('EXPECTED FAILURE - a disposed model', () => {
   test('rejects every later call with ERR_SAN_DISPOSED; dispose() again is the same Promise', async () => {
-    const doomed = await TorchModel.load(moduleFiles(nativeModelsDir, ['identity.pt']), { device: 'cpu', threads: 1 });
+    const doomed = await TorchModel.load(moduleFiles(nativeModelsDir, ['identity.pt']), testRuntime('float32'));
     const disposing = doomed.dispose();
     expect(doomed.dispose()).toBe(disposing);
     const failure = doomed.run('identity.pt', 'forward', [float32(1)]);

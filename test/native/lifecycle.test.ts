@@ -6,13 +6,15 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Tensor, tensor } from '../../lib/tensor';
 import { TorchModel } from '../../lib/torch-model';
+import { testDevice, testRuntime } from '../helpers/device';
 import { addonPath } from '../helpers/paths';
 import { moduleFiles, nativeModelsDir } from './support';
 
 const workerScript = path.join(__dirname, 'scripts', 'worker-run.js');
 
 function startWorker(): Worker {
-  return new Worker(workerScript, { workerData: { addon: addonPath, modulesDir: nativeModelsDir } });
+  const workerData = { addon: addonPath, modulesDir: nativeModelsDir, device: testDevice };
+  return new Worker(workerScript, { workerData });
 }
 
 function nextMessage<T>(worker: Worker): Promise<T> {
@@ -24,7 +26,7 @@ function nextMessage<T>(worker: Worker): Promise<T> {
 
 test('two worker threads load and run models at the same time, with the same results as the main thread', async () => {
   const input = tensor('float32', [5, 4], Float32Array.from({ length: 20 }, (_, i) => i / 10));
-  const main = await TorchModel.load(moduleFiles(nativeModelsDir, ['affine.pt']), { device: 'cpu', threads: 1 });
+  const main = await TorchModel.load(moduleFiles(nativeModelsDir, ['affine.pt']), testRuntime('float32'));
   const expected = Array.from(((await main.run('affine.pt', 'forward', [input])) as Tensor).data as Float32Array);
   await main.dispose();
 
@@ -50,7 +52,7 @@ test('a worker terminated during a long inference ends cleanly, and the main thr
   // terminate() returns once the worker's environment is torn down, its executor thread joined.
   await expect(worker.terminate()).resolves.toBe(1);
 
-  const model = await TorchModel.load(moduleFiles(nativeModelsDir, ['affine.pt']), { device: 'cpu', threads: 1 });
+  const model = await TorchModel.load(moduleFiles(nativeModelsDir, ['affine.pt']), testRuntime('float32'));
   await expect(model.run('affine.pt', 'forward', [input])).rejects.toMatchObject({ code: 'ERR_SAN_SHAPE' });
   await model.dispose();
 });
@@ -58,7 +60,7 @@ test('a worker terminated during a long inference ends cleanly, and the main thr
 test('a process that never disposes its models still exits by itself', () => {
   const script = `
     const { NativeModel } = require(${JSON.stringify(addonPath)});
-    const model = new NativeModel({ device: 'cpu', dtype: 'float32', threads: 1, queueLimit: 8 });
+    const model = new NativeModel(${JSON.stringify({ ...testRuntime('float32'), queueLimit: 8 })});
     model.load({ ops: ${JSON.stringify(path.join(nativeModelsDir, 'ops.pt'))} })
       .then(() => model.run('ops', 'label', ['done', 1], { float32Outputs: false, copyOutputs: false }))
       .then((label) => console.log(label));

@@ -3,6 +3,7 @@
 // inputs' pins. Measured in a child process (with --expose-gc), so that jest's own memory does not blur it.
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+import { testDevice } from '../helpers/device';
 import { addonPath } from '../helpers/paths';
 import { nativeModelsDir } from './support';
 
@@ -12,7 +13,8 @@ const ALLOWED_GROWTH = 16 * 1024 * 1024;
 
 test(`${ROUNDS} rounds of calls (5 calls each: outputs shared, copied, failed) leave RSS flat`, () => {
   const probe = path.join(__dirname, 'scripts', 'rss-probe.js');
-  const output = execFileSync(process.execPath, ['--expose-gc', probe, addonPath, nativeModelsDir, String(ROUNDS)], {
+  const args = ['--expose-gc', probe, addonPath, nativeModelsDir, String(ROUNDS), testDevice];
+  const output = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
   });

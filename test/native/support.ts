@@ -118,3 +118,30 @@ export function expectTensorClose(actual: Result, expected: Tensor, tolerance: T
     throw new Error(`element ${worst} is ${a[worst]}, expected ${e[worst]} (atol ${atol}, rtol ${rtol})`);
   }
 }
+
+/**
+ * Asserts a label map picks, at every pixel, a class whose reference score is the best or within `tolerance` of it:
+ * where two classes nearly tie, a GPU or float16 run may pick either. `referenceScores` is float32 [C, H, W] (a
+ * leading batch dim of 1 is allowed); with a zero tolerance only exact ties may differ.
+ */
+export function expectLabelsNearArgmax(labels: ArrayLike<number | bigint>, expected: ArrayLike<number | bigint>,
+  referenceScores: Tensor, tolerance: Tolerance): void {
+  const scores = referenceScores.data as Float32Array;
+  const pixels = expected.length;
+  const classes = scores.length / pixels;
+  expect(labels.length).toBe(pixels);
+  const offTies: string[] = [];
+  for (let p = 0; p < pixels; p++) {
+    const [got, want] = [Number(labels[p]), Number(expected[p])];
+    if (got === want) continue;
+    const best = scores[want * pixels + p];
+    const chosen = got >= 0 && got < classes ? scores[got * pixels + p] : -Infinity;
+    if (!(best - chosen <= tolerance.atol + tolerance.rtol * Math.abs(best))) {
+      offTies.push(`pixel ${p}: label ${got} (score ${chosen}) where ${want} scores ${best}`);
+    }
+  }
+  if (offTies.length > 0) {
+    throw new Error(`${offTies.length} label(s) differ beyond a near tie (atol ${tolerance.atol}, rtol ` +
+      `${tolerance.rtol}); first: ${offTies[0]}`);
+  }
+}

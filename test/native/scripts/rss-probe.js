@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Run by memory.test.ts in its own process (node --expose-gc rss-probe.js ADDON MODULES_DIR CALLS), so that RSS
+// Run by memory.test.ts in its own process (node --expose-gc rss-probe.js ADDON MODULES_DIR CALLS DEVICE), so that RSS
 // measures this workload alone. Prints one JSON line: RSS after warm-up and after CALLS more calls, in bytes.
 'use strict';
 const path = require('node:path');
 
-const [addon, modulesDir, calls] = process.argv.slice(2);
+const [addon, modulesDir, calls, device] = process.argv.slice(2);
 const { NativeModel } = require(addon);
 
 async function main() {
-  const model = new NativeModel({ device: 'cpu', dtype: 'float32', threads: 1, queueLimit: 64 });
+  const model = new NativeModel({ device, dtype: 'float32', threads: 1, queueLimit: 64 });
   await model.load({ conv: path.join(modulesDir, 'conv.pt'), ops: path.join(modulesDir, 'ops.pt') });
   const options = { float32Outputs: false, copyOutputs: false };
   // 1x3x64x64 in, 1x2x64x64 out: 48 KiB and 32 KiB a call, plus the outputs of ops.forward (nested, views).

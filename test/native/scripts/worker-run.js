@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Runs in a worker_thread for lifecycle.test.ts: loads a model from workerData and answers each message
-// ({ iterations }) with the run's result, or runs forever when told to be terminated mid-inference.
+// ({ iterations }) on workerData.device with the run's result, or runs forever when told to be terminated mid-inference.
 'use strict';
 const path = require('node:path');
 const { parentPort, workerData } = require('node:worker_threads');
 
 const { NativeModel } = require(workerData.addon);
-const model = new NativeModel({ device: 'cpu', dtype: 'float32', threads: 1, queueLimit: 8 });
+const model = new NativeModel({ device: workerData.device, dtype: 'float32', threads: 1, queueLimit: 8 });
 const options = { float32Outputs: false, copyOutputs: false };
 const loaded = model.load({
   affine: path.join(workerData.modulesDir, 'affine.pt'),
