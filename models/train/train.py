@@ -203,8 +203,8 @@ def train(san: SAN, dataset, out_dir: Union[str, Path], cfg: TrainCfg, vocab_pat
     `class_names`. vocab_path: the BPE merges of the model's text encoder (CLIP's file for the official models).
     resume: continue from out_dir/last_checkpoint when there is one (weights, optimiser, schedule, data order).
     variant: the manifest's variant; defaults to cfg.model when that is a preset name, else "custom".
-    `san` is trained in place (moved to `device`); its CLIP towers are frozen except the visual positional
-    embedding. Progress goes to `log` (default: sys.stderr at the time of the call).
+    `san` is trained in place on `device` and stays there, in eval mode; its CLIP towers are frozen except the
+    visual positional embedding (requires_grad stays as training set it). Progress goes to `log` (default: sys.stderr at the time of the call).
     """
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -280,12 +280,15 @@ def train(san: SAN, dataset, out_dir: Union[str, Path], cfg: TrainCfg, vocab_pat
         loss_file.close()
         metrics_file.close()
     final = checkpoint(FINAL)
+    san.eval()
     progress.message(f"Wrote {final}")
 
     model_dir = None
     if export:
         model_dir = out_dir / MODEL_DIR
+        # Exported from the CPU, so that the TorchScript files hold no device.
         write_model_dir(san.cpu(), manifest_variant, Path(vocab_path), model_dir)
+        san.to(device)
         problems = check_model_dir(model_dir)
         if problems:
             raise RuntimeError(f"The exported folder {model_dir} fails its check: " + "; ".join(problems))
