@@ -150,3 +150,15 @@ def test_cli_reports_bad_input(tiny_vocab, tmp_path, capsys):
                        "--vocab", str(tiny_vocab)])
     assert code == 1
     assert capsys.readouterr().err.startswith(f"models.train: {tmp_path / 'nothing' / 'images'} is not a folder")
+
+
+def test_forward_train_decodes_each_supervised_block_and_the_last_is_inference(tiny_san):
+    images = random_images(2, 64, 64)
+    text = torch.nn.functional.normalize(torch.randn(3, 32, generator=torch.Generator().manual_seed(0)), dim=-1)
+    with torch.no_grad():
+        outputs = tiny_san.forward_train(images, text, [2, 3])
+        mask_logits, class_logits = tiny_san(images, text)
+    assert [tuple(m.shape) for m, _ in outputs] == [(2, 8, 4, 4)] * 2
+    assert [tuple(c.shape) for _, c in outputs] == [(2, 8, 4)] * 2
+    assert torch.equal(outputs[1][0], mask_logits) and torch.equal(outputs[1][1], class_logits)
+    assert not torch.equal(outputs[0][0], mask_logits)  # block 2's own decoding
