@@ -248,7 +248,8 @@ def train(san: SAN, dataset, out_dir: Union[str, Path], cfg: TrainCfg, vocab_pat
         if history:
             columns = list(zip(*[values for _, values in history]))
             series = {label: list(column) for label, column in zip(["loss"] + [t[5:] for t in LOSS_TERMS], columns)}
-            plot_losses(out_dir / CURVE_FILE, [s + 1 for s, _ in history], series)
+            plot_losses(out_dir / CURVE_FILE, [s + 1 for s, _ in history], series,
+                        title="training loss, terms summed over the supervised side blocks")
         return path
 
     try:
