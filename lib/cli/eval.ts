@@ -52,9 +52,10 @@ export const EVAL_USAGE = `\
 Usage: ${PROGRAM} eval --model DIR --images DIR --labels DIR --classes LIST|--classes-file FILE [options]
 
 Scores a model on a benchmark as detectron2's SemSegEvaluator does: each image is segmented at the
-model's scale, its prediction made at its label map's size, and the pixels counted. Images pair with
-label maps by file stem (images/x.jpg with labels/x.png, x.tif or x.tiff). Prints mIoU, fwIoU, mACC
-and pACC, then each class's IoU and accuracy. docs/evaluation.md gives the command for each benchmark.
+model's scale, its prediction made at its own size, and the pixels counted. Images pair with label
+maps by file stem (images/x.jpg with labels/x.png, x.tif or x.tiff); a label map must have its
+image's size. Prints mIoU, fwIoU, mACC and pACC, then each class's IoU and accuracy.
+docs/evaluation.md gives the command for each benchmark.
 
 Options:
   --model DIR          model folder, as written by '${PROGRAM} export' (required)
@@ -77,9 +78,9 @@ Options:
   --threads N          LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
   -h, --help           show this help
 
-Writes the table (or JSON) to stdout, progress to stderr. Exit status: 0 when every image was scored; 1 when
-an image or label map could not be read, a label value is not a class, an image has no label map,
-or the model did not load; 2 for bad arguments.
+Writes the table (or JSON) to stdout, progress to stderr. Exit status: 0 when every image was scored;
+1 when an image or label map could not be read, a label value is not a class, an image has no label
+map or one of another size, or the model did not load; 2 for bad arguments.
 `;
 
 /** Everything `san-seg eval` does, checked. */
