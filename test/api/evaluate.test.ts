@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // evaluate(): label maps read in every form the benchmarks use, the metric path against hand-computed matrices,
 // pairing by stem, and the tiny model end to end against segment() + ConfusionMatrix; resume; bad folders.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +13,7 @@ import {
 import { ConfusionMatrix } from '../../lib/metrics';
 import { SanModel } from '../../lib/model';
 import { bandLabels, bandsImage, writeLabels } from '../helpers/label-maps';
+import { pythonBin } from '../helpers/paths';
 import { tinyModelDir } from '../native/support';
 
 const CLASSES = ['sky', 'sea, ocean', 'sand'];
@@ -41,6 +43,20 @@ describe('readLabelMap', () => {
     expect(label).toMatchObject({ width: 3, height: 2, bits, ignore });
     expect(Array.from(label.data)).toEqual(values);
     expect(label.data).toBeInstanceOf(bits === 16 ? Uint16Array : Uint8Array);
+  });
+
+  test("reads the files PIL writes in the reference's preparation scripts: mode L PNG and I;16 TIFF", async () => {
+    // As prepare_ade20k_sem_seg.py (uint8, 0 shifted to 255) and the ADE-847 / PC-459 scripts (uint16 TIFF) do.
+    const [png, tiff] = [path.join(tmp, 'pil-l.png'), path.join(tmp, 'pil-i16.tif')];
+    execFileSync(pythonBin, ['-c', [
+      'import sys, numpy as np; from PIL import Image',
+      'Image.fromarray(np.array([[0, 1, 149], [255, 7, 2]], dtype=np.uint8)).save(sys.argv[1])',
+      'Image.fromarray(np.array([[0, 846, 300], [65535, 1, 2]], dtype=np.uint16)).save(sys.argv[2])',
+    ].join('\n'), png, tiff]);
+    await expect(readLabelMap(png, { numClasses: 150 })).resolves.toMatchObject({ bits: 8, ignore: 255, width: 3 });
+    expect(Array.from((await readLabelMap(png)).data)).toEqual([0, 1, 149, 255, 7, 2]);
+    await expect(readLabelMap(tiff, { numClasses: 847 })).resolves.toMatchObject({ bits: 16, ignore: 65535, height: 2 });
+    expect(Array.from((await readLabelMap(tiff)).data)).toEqual([0, 846, 300, 65535, 1, 2]);
   });
 
   test('takes the ignore value given', async () => {
