@@ -80,7 +80,8 @@ export interface EvaluateOptions extends Omit<SegmentOptions, 'outputSize' | 'sc
 export interface EvaluationResult extends SegmentationMetrics {
   /**
    * Mean IoU over the classes present in the labels only: detectron2's definition since July 2022, which the
-   * official SAN logs print. `mIoU` (detectron2 v0.6, as the paper) also counts classes only predicted, as 0.
+   * official SAN logs print. `mIoU` (detectron2 v0.6, which SAN's install.sh pins) also counts classes only
+   * predicted, as 0. See docs/evaluation.md.
    */
   mIoULabelled: number;
   /** The class names, in label-value order. */
@@ -277,8 +278,10 @@ export async function evaluate(model: SanModel, input: Iterable<EvaluationPair> 
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object with classes', options);
   const {
     ignore: ignoreOption, limit: _limit, pairBy: _pairBy, concurrency: concurrencyOption, previous, onImage,
+    // Not evaluate's to set, even from JavaScript: the prediction must have its image's size, and only labels count.
+    outputSize: _outputSize, scores: _scores, proposals: _proposals,
     ...segmentOptions
-  } = options;
+  } = options as EvaluateOptions & Pick<SegmentOptions, 'outputSize' | 'scores' | 'proposals'>;
   const classes = checkClassNames(options.classes);
   const ignore = checkIgnore(ignoreOption);
   const concurrency = concurrencyOption ?? EVALUATE_DEFAULTS.concurrency;
