@@ -136,6 +136,46 @@ describe('scoreLabelMaps: the metric without a model', () => {
     expect(result.mIoULabelled).toBeCloseTo(75, 10);
   });
 
+  test("agrees with detectron2's formulas, v0.6's and today's, computed in numpy over random maps", () => {
+    // 12 classes; 9 to 11 never labelled, 10 also predicted; a tenth of the pixels ignored.
+    let seed = 7;
+    const random = (n: number): number => { // MINSTD: exact in doubles
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    const maps = Array.from({ length: 4 }, () => {
+      const label = Uint16Array.from({ length: 3000 }, (_, p) => (p % 10 === 0 ? 255 : random(9)));
+      const prediction = Uint16Array.from({ length: 3000 }, (_, p) => (p < 40 ? 10 : random(12)));
+      return { prediction, label };
+    });
+    const result = scoreLabelMaps(maps, { classes: Array.from({ length: 12 }, (_, c) => `class ${c}`) });
+    // The confusion matrix and the figures as detectron2's SemSegEvaluator.evaluate() writes them, in numpy.
+    const script = [
+      'import json, sys, numpy as np',
+      'maps, n = json.load(sys.stdin), 12',
+      'cm = np.zeros((n + 1, n + 1), dtype=np.int64)',
+      'for pred, gt in maps:',
+      '    pred, gt = np.array(pred), np.array(gt)',
+      '    gt[gt == 255] = n',
+      '    cm += np.bincount((n + 1) * pred + gt, minlength=(n + 1) ** 2).reshape(n + 1, n + 1)',
+      'tp = cm.diagonal()[:-1].astype(float)',
+      'pos_gt, pos_pred = cm[:-1, :-1].sum(0).astype(float), cm[:-1, :-1].sum(1).astype(float)',
+      'valid = pos_gt > 0',
+      'iou = tp[valid] / (pos_gt + pos_pred - tp)[valid]',
+      'print(json.dumps({"v06": 100 * iou.sum() / ((pos_gt + pos_pred) > 0).sum(), "now": 100 * iou.mean(),',
+      '  "fwIoU": 100 * (iou * pos_gt[valid] / pos_gt.sum()).sum(), "mACC": 100 * (tp[valid] / pos_gt[valid]).mean(),',
+      '  "pACC": 100 * tp.sum() / pos_gt.sum()}))',
+    ].join('\n');
+    const input = JSON.stringify(maps.map(({ prediction, label }) => [Array.from(prediction), Array.from(label)]));
+    const numpy = JSON.parse(execFileSync(pythonBin, ['-c', script], { input }).toString()) as Record<string, number>;
+    expect(result.mIoU).toBeCloseTo(numpy.v06, 10);
+    expect(result.mIoULabelled).toBeCloseTo(numpy.now, 10);
+    expect(result.mIoULabelled).toBeGreaterThan(result.mIoU); // class 10 is only predicted: v0.6 counts it as 0
+    expect(result.fwIoU).toBeCloseTo(numpy.fwIoU, 10);
+    expect(result.mACC).toBeCloseTo(numpy.mACC, 10);
+    expect(result.pACC).toBeCloseTo(numpy.pACC, 10);
+  });
+
   test('nothing labelled: NaN figures, no class IoU', () => {
     const result = scoreLabelMaps([{ prediction: Uint8Array.from([0, 1]), label: Uint8Array.from([255, 255]) }],
       { classes: ['a', 'b'] });
