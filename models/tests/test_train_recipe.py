@@ -9,7 +9,7 @@ from PIL import Image
 from models.san import SAN, load_preset
 from models.train import FolderDataset, ImageError, TrainCfg, TrainTransform, load_train_config, make_targets
 from models.train.optim import PolySchedule, build_optimizer, clip_gradients, freeze_clip, param_groups
-from models.train.data import shortest_edge_size
+from models.train.data import hsv_to_rgb, rgb_to_hsv, shortest_edge_size
 from models.train.train import with_overrides
 
 
@@ -142,6 +142,17 @@ def test_colour_jitter_changes_colours_only():
     assert differing > 0
 
 
+def test_hsv_in_opencv_uint8_ranges():
+    # OpenCV's COLOR_RGB2HSV for 8-bit images: H in degrees / 2, S and V in 0..255, rounded.
+    pixels = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255], [100, 50, 25], [7, 7, 7]], dtype=torch.uint8)
+    hsv = rgb_to_hsv(pixels.t().reshape(3, 1, 5))
+    assert hsv.reshape(3, 5).t().tolist() == [[0, 255, 255], [60, 255, 255], [120, 255, 255], [10, 191, 100],
+                                              [0, 0, 7]]
+    image = torch.randint(0, 256, (3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    # Hue is quantised to 2 degrees, so the round trip is exact up to a few levels, as OpenCV's.
+    assert (hsv_to_rgb(rgb_to_hsv(image)).int() - image.int()).abs().max() <= 4
+
+
 def test_targets_are_one_mask_per_present_class():
     labels = torch.tensor([[[0, 0, 255], [2, 2, 255]], [[255, 255, 255], [255, 255, 255]]])
     first, empty = make_targets(labels, num_classes=3)
@@ -159,7 +170,9 @@ def write_folder(root, count=3, size=(40, 56), classes=("sky", "grass")):
     (root / "classes.txt").write_text("".join(name + "\n" for name in classes))
     rng = np.random.default_rng(0)
     for i in range(count):
-        label = rng.integers(0, len(classes), size=size, dtype=np.uint8)
+        # Vertical bands of the classes at random boundaries, and an unlabelled strip on the left.
+        bounds = np.sort(rng.integers(8, size[1] - 4, size=len(classes) - 1))
+        label = np.broadcast_to(np.searchsorted(bounds, np.arange(size[1]), side="right"), size).astype(np.uint8)
         label[:, :4] = 255
         image = np.stack([label * 90, 255 - label * 90, np.full(size, 60, np.uint8)], axis=-1).astype(np.uint8)
         Image.fromarray(image).save(root / "images" / f"img{i}.{'jpg' if i % 2 else 'png'}")
