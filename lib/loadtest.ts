@@ -37,6 +37,10 @@ const REPORT = path.join(ROOT, 'docs', 'benchmarks.md');
 const CLASSES = 'sky;sea;sand;boat';
 /** Time allowed beyond `--seconds` for start-up, the last answers and the drain. */
 const GRACE_MS = 120_000;
+/** `npm run bench`'s writer of one marked region of docs/benchmarks.md, leaving the other tools' regions alone. */
+const { writeRegion } = require('../bench/report') as {
+  writeRegion: (file: string, name: string, markdown: string) => void;
+};
 
 const USAGE = `Usage: npm run loadtest -- [options]
 
@@ -308,20 +312,6 @@ function report(run: Measured): { markdown: string; passed: boolean } {
   return { markdown, passed };
 }
 
-/**
- * Replaces what lies between the loadtest markers of `file` with `markdown`; the rest of the file (other tools'
- * regions) is kept as it is.
- * @throws Error when the file lacks the markers.
- */
-function writeRegion(file: string, markdown: string): void {
-  const [begin, end] = ['<!-- loadtest:begin -->', '<!-- loadtest:end -->'];
-  const text = fs.readFileSync(file, 'utf8');
-  const from = text.indexOf(begin);
-  const to = text.indexOf(end, from);
-  if (from < 0 || to < 0) throw new Error(`${file} has no ${begin} … ${end} markers to write between`);
-  fs.writeFileSync(file, `${text.slice(0, from)}${begin}\n${markdown}\n${text.slice(to)}`);
-}
-
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (options === undefined) {
@@ -339,7 +329,7 @@ async function main(): Promise<number> {
     const { markdown, passed } = report(await measure(options, server));
     console.log(markdown);
     if (options.out !== undefined) {
-      writeRegion(options.out, markdown);
+      writeRegion(options.out, 'loadtest', markdown);
       console.log(`\nWritten into ${path.relative(process.cwd(), options.out)}.`);
     }
     if (!passed) console.error(`\nThe server's log:\n${server.log()}`);
