@@ -320,6 +320,13 @@ async function main(): Promise<number> {
   }
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build:ts (or bash scripts/setup.sh)`);
   const server = await startServe(options);
+  // Stopped by hand: the server goes too, rather than being left listening.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      server.child.kill('SIGKILL');
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  }
   const watchdog = setTimeout(() => {
     console.error(`loadtest: no end after ${options.seconds} s + ${GRACE_MS / 1000} s; killing the server`);
     server.child.kill('SIGKILL');
