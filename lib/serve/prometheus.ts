@@ -73,6 +73,13 @@ export function prometheusText(metrics: SanModelMetrics, server?: HttpCounters):
   }
   family('san_process_resident_memory_bytes', 'gauge', 'Resident memory of the process (host memory only).',
     [['', metrics.memory.rssBytes]]);
+  const gpu = metrics.memory.deviceMemory;
+  // Only on a GPU: on the CPU the model's memory is in the process's RSS.
+  if ('allocatedBytes' in gpu) {
+    family('san_device_memory_bytes', 'gauge', 'GPU memory as LibTorch\'s caching allocator counts it.', [
+      [label('kind', 'allocated'), gpu.allocatedBytes], [label('kind', 'reserved'), gpu.reservedBytes],
+      [label('kind', 'peak_allocated'), gpu.peakAllocatedBytes]]);
+  }
   if (server !== undefined) {
     family('san_http_requests_total', 'counter', 'HTTP requests received, every route.', [['', server.received]]);
     family('san_http_requests_in_flight', 'gauge', 'HTTP requests received and not yet answered.',

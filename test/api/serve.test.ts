@@ -9,8 +9,9 @@ import sharp from 'sharp';
 import { ErrorCode } from '../../lib/errors';
 import { SanModel, SanModelOptions } from '../../lib/model';
 import {
-  decodeRle, encodeRle, parseMultipart, SanServer, SegmentBody, ServeErrorCode, startServer,
+  decodeRle, encodeRle, parseMultipart, prometheusText, SanServer, SegmentBody, ServeErrorCode, startServer,
 } from '../../lib/serve';
+import { testRuntime } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
 
 const classes = ['sky', 'sea', 'sand'];
@@ -33,7 +34,7 @@ async function until(condition: () => boolean): Promise<void> {
 }
 
 async function load(options: SanModelOptions = {}): Promise<SanModel> {
-  return SanModel.load(tinyModelDir, { device: 'cpu', threads: 1, verify: false, ...options });
+  return SanModel.load(tinyModelDir, { ...testRuntime(), verify: false, ...options });
 }
 
 interface Answer {
@@ -318,6 +319,20 @@ describe('other routes', () => {
 });
 
 describe('helpers', () => {
+  test('prometheusText: GPU memory as san_device_memory_bytes when the model runs on a GPU, nothing on the CPU', () => {
+    const metrics = model.metrics();
+    const onCpu = { ...metrics, memory: { ...metrics.memory, device: 'cpu',
+      deviceMemory: { unavailable: 'the model runs on the cpu' } } };
+    expect(prometheusText(onCpu)).not.toContain('san_device_memory_bytes');
+    const onGpu = { ...metrics, memory: { ...metrics.memory, device: 'cuda:0',
+      deviceMemory: { allocatedBytes: 1024, reservedBytes: 4096, peakAllocatedBytes: 2048 } } };
+    const text = prometheusText(onGpu);
+    expect(text).toContain('san_info{device="cuda:0"} 1\n');
+    expect(text).toContain('# TYPE san_device_memory_bytes gauge\nsan_device_memory_bytes{kind="allocated"} 1024\n' +
+      'san_device_memory_bytes{kind="reserved"} 4096\nsan_device_memory_bytes{kind="peak_allocated"} 2048\n');
+    expect(text).not.toContain('san_http_');
+  });
+
   test('encodeRle and decodeRle are inverses', () => {
     const labels = new Uint16Array([0, 0, 0, 2, 2, 1, 65535, 65535]);
     expect(encodeRle(labels)).toEqual([0, 3, 2, 2, 1, 1, 65535, 2]);
