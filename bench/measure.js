@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Timing helpers and the addon-side measurements of `npm run bench`: the network through `TorchModel.run`, the
- * whole `SanModel.segment()` path, text encoding cold and cached, and LibTorch's matmul rate. Each function returns
- * plain numbers (milliseconds, medians over repeats after warm-up calls) for bench/report.js to print.
+ * whole `SanModel.segment()` path, text encoding cold and cached, and LibTorch's matmul rate. Timings are plain
+ * numbers (milliseconds, medians over repeats after warm-up calls) for bench/report.js to print.
  */
 'use strict';
 
@@ -86,16 +86,44 @@ function networkArgs(method, batch, image, outputSize, embeddings) {
     tensor('int64', [batch, 2], outputs), embeddings, false, false];
 }
 
-/** Milliseconds of one `TorchModel.run(module, method, args)` call, median over repeats. */
-function timeRun(torch, module, method, args, plan) {
-  return sample(() => torch.run(module, method, args, { float32Outputs: true }), plan);
+/** `fn` wrapped to resolve with the milliseconds its call took. */
+function timed(fn) {
+  return async () => {
+    const start = performance.now();
+    await fn();
+    return performance.now() - start;
+  };
 }
 
 /**
- * `batch` concurrent `model.segment(png)` calls on a model whose batcher forms batches of exactly `batch`; checks
- * that every batch the model ran had that size.
+ * Times several calls side by side: each entry of `calls` (an async function resolving with the milliseconds of one
+ * call, see {@link timed}) runs `warmup` times, then they take turns `repeats` times, so that a load that drifts on a
+ * shared machine weighs on every entry alike.
+ * @returns for each key, `{ ms, n, samples }`: the median, the number of timed calls and every sample.
  */
-async function timeSegmentCalls(dir, batch, png, classes, textCache, loadOptions, plan) {
+async function interleave(calls, { warmup, repeats }) {
+  for (const call of Object.values(calls)) {
+    for (let i = 0; i < warmup; i += 1) await call();
+  }
+  const samples = Object.fromEntries(Object.keys(calls).map((key) => [key, []]));
+  for (let i = 0; i < repeats; i += 1) {
+    for (const [key, call] of Object.entries(calls)) samples[key].push(await call());
+  }
+  return Object.fromEntries(Object.entries(samples).map(([key, list]) => [key, { ms: median(list), n: list.length,
+    samples: list }]));
+}
+
+/** One call of san.pt's `method` through `TorchModel.run`, as `SanModel` makes it. */
+function networkCall(torch, method, args) {
+  return () => torch.run('san', method, args, { float32Outputs: true });
+}
+
+/**
+ * A `SanModel` of `dir` whose batcher forms batches of exactly `batch`, sharing `textCache`; `round()` makes
+ * `batch` concurrent `segment(png)` calls, and `check()` throws unless every batch had that size and no class name
+ * missed the cache (so that the timings are of what they claim).
+ */
+async function batchedModel(dir, batch, textCache, loadOptions) {
   const batchSizes = [];
   const model = await SanModel.load(dir, {
     ...loadOptions,
@@ -104,22 +132,20 @@ async function timeSegmentCalls(dir, batch, png, classes, textCache, loadOptions
     batching: { maxBatchSize: batch, maxDelayMs: 1000 },
     onBatch: ({ size }) => batchSizes.push(size),
   });
-  try {
-    const misses = textCache.stats().misses;
-    const round = () => Promise.all(Array.from({ length: batch }, () => model.segment(png, { classes })));
-    const timing = await sample(round, plan);
-    if (textCache.stats().misses !== misses) {
-      throw new Error('segment() encoded class names the bench had put in the text cache: bench/run.js fills the '
-        + 'cache under the key lib/model.ts uses, which has changed');
-    }
-    if (batchSizes.some((size) => size !== batch)) {
-      throw new Error(`segment() ran batches of ${[...new Set(batchSizes)].join(', ')} where ${batch} was wanted`);
-    }
-    return { ...timing, model };
-  } catch (error) {
-    await model.dispose();
-    throw error;
-  }
+  const misses = textCache.stats().misses;
+  return {
+    model,
+    round: (png, classes) => Promise.all(Array.from({ length: batch }, () => model.segment(png, { classes }))),
+    check() {
+      if (textCache.stats().misses !== misses) {
+        throw new Error('segment() encoded class names the bench had put in the text cache: bench/measure.js fills '
+          + 'the cache under another key than lib/model.ts uses');
+      }
+      if (batchSizes.some((size) => size !== batch)) {
+        throw new Error(`segment() ran batches of ${[...new Set(batchSizes)].join(', ')} where ${batch} was wanted`);
+      }
+    },
+  };
 }
 
 /**
@@ -217,6 +243,6 @@ async function timeMatmul(probeFile, loadOptions, { n, reps, repeats }) {
 }
 
 module.exports = {
-  median, sample, random, unitRows, networkArgs, timeRun, timeSegmentCalls, timeTextEncoding, textScope,
-  fillTextCache, timeMatmul,
+  median, sample, timed, interleave, random, unitRows, networkArgs, networkCall, batchedModel, timeTextEncoding,
+  textScope, fillTextCache, timeMatmul,
 };

@@ -1,19 +1,24 @@
 """The Python side of `npm run bench`: the same san.pt run from PyTorch, FLOP counts, and the machine's matmul rate.
 
-    OPENBLAS_NUM_THREADS=1 python3 bench/python_baseline.py SPEC.json
+    OPENBLAS_NUM_THREADS=1 python3 bench/python_baseline.py --device cpu --dtype float32 --threads 2
 
-SPEC.json (written by bench/run.js) names the model folder, the device and dtype, the intra-op thread count, the
-input files (the uint8 image the addon was given, the class embeddings) and what to time. Each call does what the
-addon's does: host inputs to the device (floating ones cast to the dtype), the method, outputs back to host memory;
-on CUDA the clock is read after `torch.cuda.synchronize()`. The answer is one JSON object on stdout:
+A small server driven by bench/run.js (bench/python.js): one JSON request a line on stdin, one JSON answer a line
+on stdout (`{"error": …}` when a request fails), so that the bench can interleave each Python call with the
+addon's and a load that drifts on a shared machine weighs on both alike. Requests (`op`):
 
-* `env`: Python, PyTorch (and its CUDA and GPU, if any), the threads in effect and the OpenBLAS library loaded in this process (its path, its
-  `openblas_get_config()` and `openblas_get_num_threads()`), read back rather than assumed.
-* `runs`: for each requested (method, batch), every repeat's seconds after the warm-up calls.
-* `matmul`: seconds of `reps` n × n products (on the device, in the dtype) in one call of the same TorchScript probe the addon runs,
-  and of a call with no product, for the rate.
-* `flops`: multiply-adds (× 2) of one call of a method, counted op by op as LibTorch dispatches them (below).
+* `env`: Python, PyTorch (and its CUDA and GPU, if any), the intra-op threads in effect and the OpenBLAS library
+  loaded in this process (its path, `openblas_get_config()`, `openblas_get_num_threads()`), read back, not assumed.
+* `load`: a model folder's san.pt on the device, in the dtype, and the inputs the addon was given (the uint8 image
+  and the class embeddings, as raw files).
+* `time`: seconds of each of `repeats` calls of a method on `batch` copies of the image, after `warmup` calls.
+  Each call does what the addon's does: host inputs to the device (floating ones cast to the dtype), the method,
+  outputs back to host memory as float32; on CUDA the clock is read after `torch.cuda.synchronize()`.
+* `flops`: multiply-adds (× 2) of one call of each method, and of the text encoder on one prompt, counted op by op
+  as LibTorch dispatches them (below), on a float32 CPU copy: the count depends on neither device nor dtype.
+* `matmul`: seconds of one call of the matmul probe with `reps` n × n products on the device, in the dtype, and of
+  a call with no product, for the rate.
 """
+import argparse
 import ctypes
 import json
 import math
@@ -23,7 +28,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -200,45 +205,74 @@ def time_call(call: Callable[[], Any], warmup: int, repeats: int, placement: Pla
     return samples
 
 
-def main(argv: List[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    torch.set_num_threads(spec["threads"])
-    placement = Placement(spec.get("device", "cpu"), spec.get("dtype", "float32"))
-    answer: Dict[str, Any] = {"env": environment(placement.device)}
-    if "model_dir" in spec:
-        model_dir = Path(spec["model_dir"])
-        image = read_tensor(spec["image"], torch.uint8)
-        embeds = read_tensor(spec["embeds"], torch.float32)
-        args = lambda method, batch: method_args(method, batch, image, spec["output_size"], embeds)  # noqa: E731
-        if spec.get("runs"):
-            san = placement.load(model_dir / "san.pt")
-            answer["runs"] = []
-            for run in spec["runs"]:
-                call = method_call(san, run["method"], args(run["method"], run["batch"]), placement)
-                answer["runs"].append({**run, "seconds": time_call(call, run["warmup"], run["repeats"], placement)})
-            del san
-        # FLOPs do not depend on the device or dtype: counted once on a float32 CPU copy.
+class Baseline:
+    """The state between requests: the placement, and the loaded model and inputs."""
+
+    def __init__(self, placement: Placement):
+        self.placement = placement
+        self.model_dir: Optional[Path] = None
+        self.san: Optional[torch.jit.ScriptModule] = None
+        self.inputs: Dict[str, Any] = {}
+
+    def env(self, _: Dict[str, Any]) -> Dict[str, Any]:
+        return environment(self.placement.device)
+
+    def load(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        self.san = None  # the previous model's memory first
+        self.model_dir = Path(request["model_dir"])
+        self.san = self.placement.load(self.model_dir / "san.pt")
+        self.inputs = {"image": read_tensor(request["image"], torch.uint8),
+                       "embeds": read_tensor(request["embeds"], torch.float32),
+                       "output_size": request["output_size"]}
+        return {}
+
+    def args(self, method: str, batch: int) -> List[Any]:
+        return method_args(method, batch, self.inputs["image"], self.inputs["output_size"], self.inputs["embeds"])
+
+    def time(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        assert self.san is not None, "no model: send a load request first"
+        call = method_call(self.san, request["method"], self.args(request["method"], request["batch"]), self.placement)
+        return {"seconds": time_call(call, request["warmup"], request["repeats"], self.placement)}
+
+    def flops(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        assert self.model_dir is not None, "no model: send a load request first"
         cpu = Placement("cpu", "float32")
-        if spec.get("flops"):
-            san = cpu.load(model_dir / "san.pt")
-            answer["flops"] = {method: count_flops(method_call(san, method, args(method, 1), cpu))
-                               for method in spec["flops"]}
-            del san
-        if spec.get("text_flops"):
-            text = cpu.load(model_dir / "text_encoder.pt")
-            ids = torch.ones(1, spec["text_flops"], dtype=torch.int64)
-            answer["text_flops"] = count_flops(lambda: text(ids))
-    if "matmul" in spec:
-        probe = torch.jit.load(spec["matmul"]["probe"], map_location="cpu")
-        like = placement.to_device(torch.zeros(1))
-        n, reps, repeats = spec["matmul"]["n"], spec["matmul"]["reps"], spec["matmul"]["repeats"]
-        answer["matmul"] = {"n": n, "reps": reps,
-                            "seconds": time_call(lambda: probe(like, n, reps).cpu(), 1, repeats, placement),
-                            "base_seconds": time_call(lambda: probe(like, n, 0).cpu(), 1, repeats, placement)}
-    answer["env"]["intra_op_threads"] = torch.get_num_threads()
-    json.dump(answer, sys.stdout)
+        san = cpu.load(self.model_dir / "san.pt")
+        answer: Dict[str, Any] = {method: count_flops(method_call(san, method, self.args(method, 1), cpu))
+                                  for method in request["methods"]}
+        text = cpu.load(self.model_dir / "text_encoder.pt")
+        ids = torch.ones(1, request["context_length"], dtype=torch.int64)
+        answer["text_prompt"] = count_flops(lambda: text(ids))
+        return answer
+
+    def matmul(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        probe = torch.jit.load(request["probe"], map_location="cpu")
+        like = self.placement.to_device(torch.zeros(1))
+        n, reps, repeats = request["n"], request["reps"], request["repeats"]
+        return {"seconds": time_call(lambda: probe(like, n, reps).cpu(), 1, repeats, self.placement),
+                "base_seconds": time_call(lambda: probe(like, n, 0).cpu(), 1, repeats, self.placement)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--threads", type=int, required=True, help="intra-op threads (torch.set_num_threads)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    baseline = Baseline(Placement(args.device, args.dtype))
+    handlers = {"env": baseline.env, "load": baseline.load, "time": baseline.time, "flops": baseline.flops,
+                "matmul": baseline.matmul}
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer = handlers[request["op"]](request)
+        except Exception as error:  # noqa: BLE001 -- reported to the bench, which stops with it
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

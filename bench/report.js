@@ -247,7 +247,7 @@ function render(results) {
   out.push('### The addon against Python on the same export', '');
   out.push('Same san.pt, same input tensors (the decoded image and class embeddings are handed to Python as files), '
     + 'same method, device, dtype, intra-op threads and OPENBLAS_NUM_THREADS, `torch.inference_mode()` in Python as '
-    + 'in the addon. Both sides time a call from host memory to host memory: inputs to the device (floating ones '
+    + 'in the addon, calls taking turns with the addon\'s. Both sides time a call from host memory to host memory: inputs to the device (floating ones '
     + 'cast to the dtype), the method, outputs back as float32; on CUDA Python synchronises before reading the '
     + 'clock. The addon\'s time also includes handing the tensors to and from JS. Above 1.0 the addon is faster.', '');
   out.push(pythonTable(models), '');
@@ -291,8 +291,10 @@ function methodNotes(classSource, models) {
       + `decodes like a photo rather than flat colour). Classes: ${classSource}. For the network and end-to-end rows `
       + 'the class embeddings are seeded random unit vectors, put in the text cache before timing, so that '
       + '`segment()` finds them cached; the text-encoding section times the encoder.',
-    '* Order: for each model the addon runs first (network, `segment()`, text), its models are disposed, then one '
-      + 'Python process times the same calls. Nothing else of the bench runs meanwhile.',
+    '* Order: side by side. For each batch size the addon\'s network call, the `segment()` round and the Python '
+      + 'call (bench/python_baseline.py, a child process holding the same san.pt, idle while the addon runs) each '
+      + 'make their warm-up calls, then take turns for the timed calls, so that a load that drifts on a shared '
+      + 'machine weighs on all three alike. Text encoding and the matmul rate run on their own.',
     ...models.map(({ label, plan }) => {
       const byBatch = Object.entries(plan.repeats).map(([batch, n]) => `${n} at batch ${batch}`).join(', ');
       return `* Repeats, ${label}: ${plan.warmup} warm-up and ${byBatch} timed calls a series; \`segment()\` at `
@@ -305,6 +307,10 @@ function methodNotes(classSource, models) {
       + 'matmul-class ops (`mm`, `bmm`, `addmm`, `baddbmm`, `matmul`, `linear`, two-operand `einsum`, convolution) '
       + 'from their shapes. Element-wise ops, softmax, layer norm, interpolation and argmax are not counted. '
       + 'Achieved FLOP/s is that count over the addon\'s median time.',
+    ...(models.some((m) => m.name === 'vit_b_16') ? ['* Cross-check of the ViT-B/16 count by hand (24·N·D² + '
+      + '4·N²·D a transformer layer): CLIP sees the image at half size, 401 tokens, 9 layers ≈ 56 GFLOP; its last 3 '
+      + 'layers with 100 query tokens ≈ 24; the side adapter, 1600 + 100 tokens of width 240, 8 layers ≈ 41; about '
+      + '121 GFLOP before the patch embeddings, the decoder and the classifier.'] : []),
     '* Matmul rate: the probe makes two random n×n matrices and multiplies them `reps` times in one call; the rate '
       + 'is 2n³·reps over the time of that call minus the time of a call with no product.',
   ];

@@ -27,6 +27,7 @@ const { readImage } = require('../dist/image');
 const { binding } = require('../dist/native');
 const { parseArgs, usage } = require('./options');
 const measure = require('./measure');
+const { PythonBaseline } = require('./python');
 const report = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -142,23 +143,24 @@ function readClasses() {
   return { names: Array.from({ length: 150 }, (_, i) => `class number ${i}`), source: `150 made-up names (${ADE150} absent)` };
 }
 
-/** Runs bench/python_baseline.py on `spec` (same OPENBLAS_NUM_THREADS, inherited); returns its JSON answer. */
-function runPython(spec, tmp, name) {
-  const file = path.join(tmp, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify(spec));
-  const run = spawnSync(PYTHON, [path.join(__dirname, 'python_baseline.py'), file], {
-    cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'],
+/** Hands the decoded image and the class embeddings to Python as raw files, and loads the model there. */
+async function loadPython(python, { name, dir, image, originalSize, embeddings, tmp }) {
+  const imageFile = path.join(tmp, `${name}-image.bin`);
+  const embedsFile = path.join(tmp, `${name}-embeds.bin`);
+  fs.writeFileSync(imageFile, image.data);
+  fs.writeFileSync(embedsFile, Buffer.from(embeddings.data.buffer, embeddings.data.byteOffset, embeddings.data.byteLength));
+  await python.request('load', {
+    model_dir: dir, output_size: originalSize,
+    image: { path: imageFile, dims: [image.height, image.width, 3] },
+    embeds: { path: embedsFile, dims: embeddings.dims },
   });
-  if (run.status !== 0) throw new Error(`bench/python_baseline.py failed (exit ${run.status})`);
-  return JSON.parse(run.stdout);
 }
 
-const pythonTiming = (seconds) => ({ ms: measure.median(seconds) * 1000, n: seconds.length });
-
 /**
- * Everything measured for one model folder. `elapsed()` and `args.budgetS` bound the batch sizes of the B/16.
+ * Everything measured for one model folder. Each batch size's series interleave the addon's network call,
+ * `segment()` end to end and the same call in Python; `elapsed()` and `args.budgetS` bound the batch sizes.
  */
-async function benchModel({ name, dir, plan, png, classes, args, tmp, elapsed }) {
+async function benchModel({ name, dir, plan, png, classes, args, python, tmp, elapsed }) {
   const loadOptions = { device: args.device, dtype: args.dtype, threads: args.threads };
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
   const dim = manifest.dims.embed_dim;
@@ -168,41 +170,51 @@ async function benchModel({ name, dir, plan, png, classes, args, tmp, elapsed })
   const embeddings = tensor('float32', [classes.length, dim], measure.unitRows(classes.length, dim, 7));
   const result = { name, label: `${LABELS[name]} (${image.height}×${image.width})`, throughput: [], pythonRows: [],
     plan: { ...plan, repeats: Object.fromEntries(plan.batches.map((b) => [b, plan.repeats(b)])) } };
-  log(`${result.label}: loading`);
-
+  log(`${result.label}: loading (addon and Python)`);
+  await loadPython(python, { name, dir, image, originalSize, embeddings, tmp });
   const torch = await TorchModel.load({ san: path.join(dir, 'san.pt'), text_encoder: path.join(dir, 'text_encoder.pt') },
     loadOptions);
+  // segment() finds the class embeddings cached: the end-to-end rows time the image path, the text rows the encoder.
   const textCache = new TextEmbeddingCache({ maxBytes: 2 ** 26 });
-  const timings = { segment: new Map(), forward: new Map(), e2e: new Map() };
+  await measure.fillTextCache(textCache, manifest, classes, embeddings.data);
+
+  /** One batch size's interleaved series; keeps the end-to-end model when `keep` (batch 1's, for the text rows). */
+  const series = async (batch, keep) => {
+    const args2 = (method) => measure.networkArgs(method, batch, image, originalSize, embeddings);
+    const calls = { addon: measure.timed(measure.networkCall(torch, 'segment', args2('segment'))) };
+    const e2e = plan.e2eBatches.includes(batch) ? await measure.batchedModel(dir, batch, textCache, loadOptions) : undefined;
+    try {
+      if (e2e) calls.e2e = measure.timed(() => e2e.round(png, classes));
+      if (plan.pythonBatches.includes(batch)) calls.python = () => python.timeCall('segment', batch);
+      const timing = await measure.interleave(calls, { warmup: plan.warmup, repeats: plan.repeats(batch) });
+      e2e?.check();
+      log(`${result.label}: batch ${batch}: ${Object.entries(timing).map(([k, t]) => `${k} ${t.ms.toFixed(1)} ms`)
+        .join(', ')} (n=${plan.repeats(batch)})`);
+      result.throughput.push({ batch, ...timing });
+      if (timing.python) result.pythonRows.push({ method: 'segment', batch, addon: timing.addon, python: timing.python });
+      if (keep) return e2e.model;
+      await e2e?.model.dispose();
+      return undefined;
+    } catch (error) {
+      await e2e?.model.dispose();
+      throw error;
+    }
+  };
+
   let e2eModel;
   try {
-    const network = async (method, batch) => {
-      const callArgs = measure.networkArgs(method, batch, image, originalSize, embeddings);
-      const timing = await measure.timeRun(torch, 'san', method, callArgs,
-        { warmup: plan.warmup, repeats: plan.repeats(batch) });
-      timings[method].set(batch, timing);
-      log(`${result.label}: ${method} batch ${batch}: ${timing.ms.toFixed(1)} ms (n=${timing.n})`);
-      return timing;
-    };
-    const endToEnd = async (batch, keep) => {
-      const timing = await measure.timeSegmentCalls(dir, batch, png, classes, textCache, loadOptions,
-        { warmup: plan.warmup, repeats: plan.repeats(batch) });
-      timings.e2e.set(batch, timing);
-      log(`${result.label}: segment() x${batch}: ${timing.ms.toFixed(1)} ms (n=${timing.n})`);
-      if (keep) return timing.model;
-      await timing.model.dispose();
-      return undefined;
-    };
-
-    // Batch 1 first: the network, the network alone, then end to end with the embeddings already cached.
-    await network('segment', 1);
-    await network('forward', 1);
-    await measure.fillTextCache(textCache, manifest, classes, embeddings.data);
-    e2eModel = await endToEnd(1, true);
+    // Batch 1 first, then the network alone (`forward`) and the image decoding on their own.
+    e2eModel = await series(1, true);
+    const forward = await measure.interleave({
+      addon: measure.timed(measure.networkCall(torch, 'forward', measure.networkArgs('forward', 1, image, originalSize, embeddings))),
+      python: () => python.timeCall('forward', 1),
+    }, { warmup: plan.warmup, repeats: plan.repeats(1) });
+    log(`${result.label}: forward batch 1: addon ${forward.addon.ms.toFixed(1)} ms, python ${forward.python.ms.toFixed(1)} ms`);
+    result.pythonRows.push({ method: 'forward', batch: 1, ...forward });
     const decode = await measure.sample(() => readImage(png, readOptions),
       { warmup: 2, repeats: Math.max(5, plan.repeats(1)) });
 
-    // Text encoding: a second model without a cache for the cold path, the first one's cache for hits.
+    // Text encoding: a second model without a cache for the cold path, batch 1's model and its cache for hits.
     const cold = await SanModel.load(dir, { ...loadOptions, verify: false, textCache: false });
     try {
       const textClasses = classes.slice(0, plan.textClasses);
@@ -214,71 +226,38 @@ async function benchModel({ name, dir, plan, png, classes, args, tmp, elapsed })
     } finally {
       await cold.dispose();
     }
+    const batch1 = result.throughput[0];
+    result.overhead = { e2e: batch1.e2e, raw: batch1.addon, forward: forward.addon, decode,
+      ratio: batch1.e2e.ms / batch1.addon.ms };
     await e2eModel.dispose();
     e2eModel = undefined;
 
     // Larger batches, while the predicted time fits the budget.
-    const perImageMs = timings.segment.get(1).ms;
-    const pythonReserveMs = perImageMs * (8 + plan.pythonBatches.reduce((sum, b) => sum + b * (plan.warmup + plan.repeats(b)), 0));
+    const perImageMs = batch1.addon.ms;
     for (const batch of plan.batches.filter((b) => b > 1)) {
-      const predictedMs = perImageMs * batch * (plan.warmup + plan.repeats(batch))
-        * (plan.e2eBatches.includes(batch) ? 2 : 1);
-      if (elapsed() + predictedMs + pythonReserveMs > args.budgetS * 1000) {
+      const sides = 1 + Number(plan.e2eBatches.includes(batch)) + Number(plan.pythonBatches.includes(batch));
+      const predictedMs = perImageMs * batch * (plan.warmup + plan.repeats(batch)) * sides;
+      if (elapsed() + predictedMs > args.budgetS * 1000) {
         result.throughput.push({ batch, skipped: `about ${(predictedMs / 1000).toFixed(0)} s would pass --budget-s ${args.budgetS}` });
         log(`${result.label}: batch ${batch} skipped (time budget)`);
         continue;
       }
-      await network('segment', batch);
-      if (plan.e2eBatches.includes(batch)) await endToEnd(batch, false);
+      await series(batch, false);
     }
-    result.overhead = {
-      e2e: timings.e2e.get(1),
-      raw: timings.segment.get(1),
-      forward: timings.forward.get(1),
-      decode,
-      ratio: timings.e2e.get(1).ms / timings.segment.get(1).ms,
-    };
   } finally {
     await e2eModel?.dispose();
     await torch.dispose();
   }
 
-  // Python on the same file and inputs, after the addon's models are gone.
-  const imageFile = path.join(tmp, `${name}-image.bin`);
-  const embedsFile = path.join(tmp, `${name}-embeds.bin`);
-  fs.writeFileSync(imageFile, image.data);
-  fs.writeFileSync(embedsFile, Buffer.from(embeddings.data.buffer));
-  const ranBatches = [...timings.segment.keys()];
-  const pythonRuns = [
-    ...plan.pythonBatches.filter((b) => ranBatches.includes(b))
-      .map((batch) => ({ method: 'segment', batch, warmup: plan.warmup, repeats: plan.repeats(batch) })),
-    { method: 'forward', batch: 1, warmup: plan.warmup, repeats: plan.repeats(1) },
-  ];
-  log(`${result.label}: Python baseline (${pythonRuns.length} series) and FLOP count`);
-  const python = runPython({
-    model_dir: dir, device: args.device, dtype: args.dtype, threads: args.threads, output_size: originalSize,
-    image: { path: imageFile, dims: [image.height, image.width, 3] },
-    embeds: { path: embedsFile, dims: [classes.length, dim] },
-    runs: pythonRuns, flops: ['forward', 'segment'], text_flops: manifest.text.context_length,
-  }, tmp, name);
-  result.flops = python.flops;
-  result.textFlops = python.text_flops;
-  for (const run of python.runs) {
-    result.pythonRows.push({ method: run.method, batch: run.batch, addon: timings[run.method].get(run.batch),
-      python: pythonTiming(run.seconds) });
-  }
-  for (const batch of ranBatches) {
-    result.throughput.push({
-      batch, addon: timings.segment.get(batch), e2e: timings.e2e.get(batch),
-      python: result.pythonRows.find((row) => row.method === 'segment' && row.batch === batch)?.python,
-    });
-  }
-  result.throughput.sort((a, b) => a.batch - b.batch);
+  log(`${result.label}: FLOP count (Python)`);
+  const flops = await python.request('flops', { methods: ['forward', 'segment'], context_length: manifest.text.context_length });
+  result.flops = { forward: flops.forward, segment: flops.segment };
+  result.textFlops = flops.text_prompt;
   return result;
 }
 
 /** The matmul probe's rate through the addon and through Python, on the bench's device and dtype. */
-async function benchMatmul(probe, args, tmp) {
+async function benchMatmul(probe, args, python) {
   // A few seconds of products on either device: 2048² on a CPU, 8192² (1.1 TFLOP each) on a GPU.
   const plan = args.device === 'cpu'
     ? { n: 2048, reps: args.quick ? 2 : 4, repeats: args.quick ? 1 : 3 }
@@ -286,12 +265,10 @@ async function benchMatmul(probe, args, tmp) {
   log(`matmul rate (${plan.n}×${plan.n}, ${args.dtype}): addon, then Python`);
   const loadOptions = { device: args.device, dtype: args.dtype, threads: args.threads };
   const addon = await measure.timeMatmul(probe, loadOptions, plan);
-  const answer = runPython({ device: args.device, dtype: args.dtype, threads: args.threads, matmul: { probe, ...plan } },
-    tmp, 'matmul');
-  const m = answer.matmul;
-  const python = { n: m.n, reps: m.reps, repeats: m.seconds.length,
-    flops: (2 * m.n ** 3 * m.reps) / (measure.median(m.seconds) - measure.median(m.base_seconds)) };
-  return { addon, python, pythonEnv: answer.env };
+  const m = await python.request('matmul', { probe, ...plan });
+  const pythonRate = { n: plan.n, reps: plan.reps, repeats: m.seconds.length,
+    flops: (2 * plan.n ** 3 * plan.reps) / (measure.median(m.seconds) - measure.median(m.base_seconds)) };
+  return { addon, python: pythonRate };
 }
 
 /** Writes `markdown` where `args.out` says: the bench region of docs/benchmarks.md, a file of its own, or nowhere. */
@@ -325,12 +302,15 @@ async function main(argv, args) {
   const png = await makePng();
   const { names: classes, source: classSource } = readClasses();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'san-bench-'));
+  const python = new PythonBaseline(PYTHON, args);
   try {
     const results = [];
     for (const name of args.models) {
-      results.push(await benchModel({ name, dir: dirs[name], plan: planFor(name, args), png, classes, args, tmp, elapsed }));
+      results.push(await benchModel({ name, dir: dirs[name], plan: planFor(name, args), png, classes, args, python,
+        tmp, elapsed }));
     }
-    const matmul = await benchMatmul(made.probe, args, tmp);
+    const matmul = await benchMatmul(made.probe, args, python);
+    const pythonEnv = await python.request('env');
     const markdown = report.render({
       args,
       command: ['npm run bench', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
@@ -338,13 +318,14 @@ async function main(argv, args) {
       elapsedS: elapsed() / 1000,
       load: stopWatchingLoad(),
       classSource,
-      env: { machine: report.machine(), node: report.nodeSide(binding(), args), python: matmul.pythonEnv },
+      env: { machine: report.machine(), node: report.nodeSide(binding(), args), python: pythonEnv },
       models: results,
       matmul,
     });
     process.stdout.write(`${markdown}\n`);
     writeReport(markdown, args);
   } finally {
+    await python.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
