@@ -88,8 +88,7 @@ function environmentTable({ env, args, command, started, elapsedS, load }) {
   if (python.gpu) rows.push(['GPU', `${python.gpu} (CUDA ${python.cuda} in PyTorch)`]);
   rows.push(
     ['load average (1 min)', `${load.start.toFixed(2)} at start, ${load.mean.toFixed(2)} mean, ${load.max.toFixed(2)} max, `
-      + `${load.end.toFixed(2)} at end, on ${mc.cores} cores${load.mean >= 1.5 ? ' (other work shared the machine: '
-      + 'the times are noisy)' : ''}`],
+      + `${load.end.toFixed(2)} at end, on ${mc.cores} cores`],
     ['OS', `${node.os}, ${mc.kernel}`],
     ['san-node', `commit ${node.commit}`],
     ['Node.js', node.node],
@@ -222,6 +221,13 @@ function render(results) {
     + `was measured in the one run described here${args.quick ? ', a `--quick` smoke run (fewer repeats, smaller '
       + 'batches)' : ''}. Times are medians over the n timed calls shown, after warm-up calls. The models have `
     + 'random weights: compute does not depend on the weights\' values.', '');
+  const { load } = results;
+  if (load.mean >= 1) {
+    out.push(`**Measured on a shared machine.** The 1-minute load average was ${load.mean.toFixed(1)} on average `
+      + `(${load.max.toFixed(1)} at most) on ${os.availableParallelism()} cores while this ran: other processes took `
+      + 'CPU time, so every time here is longer than on a quiet machine and single ratios are noisy (the side-by-side '
+      + 'series make the ratios fairer than the absolute times). Rerun on a quiet machine for figures to quote.', '');
+  }
   out.push(environmentTable(results), '');
 
   out.push('### Summary', '');
