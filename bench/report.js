@@ -237,25 +237,26 @@ function render(results) {
   out.push('One call of san.pt\'s `segment` (network, classification of the '
     + `${results.classSource === 'ADE-150' ? 'ADE-150' : '150'} classes, post-processing to labels at 640×640) on `
     + '`batch` copies of the image: through `TorchModel.run` (addon), through `batch` concurrent `SanModel.segment()` '
-    + 'calls that the dynamic batcher runs as one batch (end to end: PNG decode, resize, cached text embeddings, '
-    + 'network, labels to JS), and through Python (`torch.jit.load` of the same file). Latency is the time of the '
-    + 'whole batch; images/s is batch / latency.', '');
+    + 'calls on the PNG file that the dynamic batcher runs as one batch (end to end: read, decode and resize the '
+    + 'file, cached text embeddings, network, labels to JS), and through Python (`torch.jit.load` of the same '
+    + 'san.pt). Latency is the time of the whole batch; images/s is batch / latency.', '');
   out.push(throughputTable(models), '');
 
   out.push('### Overhead of `segment()` over the network', '');
-  out.push('Batch 1, the same 640×640 PNG. The network time is one `TorchModel.run` of san.pt\'s `segment` with the '
+  out.push('Batch 1, the same 640×640 PNG file. The network time is one `TorchModel.run` of san.pt\'s `segment` with the '
     + 'tensors `SanModel` would build (made once, beforehand); `forward` is the network alone, without '
-    + 'classification and post-processing. Decode is sharp decoding and resizing the PNG as `segment()` does. The '
-    + '≤ 1.05 target is for a real network on a CPU: `tiny` computes in about a millisecond, so its ratio measures '
-    + 'the decoding alone.', '');
+    + 'classification and post-processing. Decode is sharp reading, decoding and resizing the file as `segment()` '
+    + 'does. The ≤ 1.05 target is for the ViT-B/16 on a CPU, a real network; `tiny`\'s row shows the same overhead '
+    + 'next to a far smaller one.', '');
   out.push(overheadTable(models), '');
 
   out.push('### The addon against Python on the same export', '');
-  out.push('Same san.pt, same input tensors (the decoded image and class embeddings are handed to Python as files), '
-    + 'same method, device, dtype, intra-op threads and OPENBLAS_NUM_THREADS, `torch.inference_mode()` in Python as '
-    + 'in the addon, calls taking turns with the addon\'s. Both sides time a call from host memory to host memory: inputs to the device (floating ones '
-    + 'cast to the dtype), the method, outputs back as float32; on CUDA Python synchronises before reading the '
-    + 'clock. The addon\'s time also includes handing the tensors to and from JS. Above 1.0 the addon is faster.', '');
+  out.push('Same san.pt, same input tensors (the decoded image and class embeddings are handed to Python as files), same '
+    + 'method, device, dtype, intra-op threads and OPENBLAS_NUM_THREADS, `torch.inference_mode()` in Python as in '
+    + 'the addon, calls taking turns with the addon\'s. Both sides time a call from host memory to host memory: '
+    + 'inputs to the device (floating ones cast to the dtype), the method, outputs back as float32; on CUDA Python '
+    + 'synchronises before reading the clock. The addon\'s time also includes handing the tensors to and from JS. '
+    + 'Above 1.0 the addon is faster.', '');
   out.push(pythonTable(models), '');
 
   out.push('### Text encoding', '');
@@ -293,9 +294,9 @@ function methodNotes(classSource, models) {
       + 'the 640×640 input to 64×64). `ViT-B/16` is the full SAN ViT-B/16 (CLIP ViT-B/16 with the side adapter) with '
       + 'seeded random weights, written by `bench/make_random_model.py` through the project\'s own '
       + '`models.export.write_model_dir` into `build/bench-models/vit_b_16`, never downloaded.',
-    '* Input: `assets/sample-scene.svg` rendered to a 640×640 PNG with seeded noise (±8 per channel, so that it '
-      + `decodes like a photo rather than flat colour). Classes: ${classSource}. For the network and end-to-end rows `
-      + 'the class embeddings are seeded random unit vectors, put in the text cache before timing, so that '
+    '* Input: `assets/sample-scene.svg` rendered to a 640×640 PNG file (in a temporary folder) with seeded noise '
+      + `(±8 per channel, so that it decodes like a photo rather than flat colour). Classes: ${classSource}. `
+      + 'For the network and end-to-end rows the class embeddings are seeded random unit vectors, put in the text cache before timing, so that '
       + '`segment()` finds them cached; the text-encoding section times the encoder.',
     '* Order: side by side. For each batch size the addon\'s network call, the `segment()` round and the Python '
       + 'call (bench/python_baseline.py, a child process holding the same san.pt, idle while the addon runs) each '

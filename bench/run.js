@@ -127,13 +127,15 @@ function ensureModels() {
   return JSON.parse(made.stdout.trim().split('\n').pop());
 }
 
-/** The input: the sample scene at 640×640 with seeded noise, as PNG bytes. */
-async function makePng() {
+/** The input: the sample scene at 640×640 with seeded noise, as a PNG file in `dir`; returns its path. */
+async function makePng(dir) {
   const { data, info } = await sharp(path.join(ROOT, 'assets', 'sample-scene.svg'))
     .resize(IMAGE_SIDE, IMAGE_SIDE, { fit: 'cover' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const next = measure.random(1);
   for (let i = 0; i < data.length; i += 1) data[i] = Math.max(0, Math.min(255, data[i] + Math.round(next() * 16 - 8)));
-  return sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toBuffer();
+  const file = path.join(dir, `scene-${IMAGE_SIDE}.png`);
+  await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toFile(file);
+  return file;
 }
 
 function readClasses() {
@@ -299,11 +301,11 @@ async function main(argv, args) {
   checkPythonDevice(args.device);
   const made = ensureModels();
   const dirs = { tiny: TINY_DIR, vit_b_16: made.vit_b_16 };
-  const png = await makePng();
   const { names: classes, source: classSource } = readClasses();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'san-bench-'));
   const python = new PythonBaseline(PYTHON, args);
   try {
+    const png = await makePng(tmp);
     const results = [];
     for (const name of args.models) {
       results.push(await benchModel({ name, dir: dirs[name], plan: planFor(name, args), png, classes, args, python,
