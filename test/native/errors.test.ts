@@ -135,6 +135,19 @@ describe('EXPECTED FAILURE - load() names what cannot be loaded', () => {
   });
 });
 
+test('cudaMemory gives figures for a visible GPU and says why it has none otherwise', () => {
+  const count = binding().cudaDeviceCount();
+  const past = binding().cudaMemory(count);
+  expect(past).toEqual({
+    unavailable: binding().versions().cuda === null ? 'no CUDA in this LibTorch' : `no CUDA device ${count} is visible`,
+  });
+  if (count > 0) {
+    expect(binding().cudaMemory(0)).toEqual({
+      allocatedBytes: expect.any(Number), reservedBytes: expect.any(Number), peakAllocatedBytes: expect.any(Number),
+    });
+  }
+});
+
 describe('BAD CALL - load() checks its options', () => {
   const files = moduleFiles(nativeModelsDir, ['identity.pt']);
   // [what is wrong, files, options, error class, message]
