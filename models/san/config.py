@@ -10,7 +10,7 @@ PRESETS = ("vit_b_16", "vit_l_14_336", "tiny")
 T = TypeVar("T")
 
 
-def _from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
+def dataclass_from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -87,7 +87,7 @@ class SanCfg:
                           ("decoder", DecoderCfg), ("text", TextCfg)):
             value = getattr(self, name)
             if isinstance(value, dict):
-                setattr(self, name, _from_dict(cls, value))
+                setattr(self, name, dataclass_from_dict(cls, value))
         self.validate()
 
     def validate(self):
@@ -126,7 +126,7 @@ class SanCfg:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "SanCfg":
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
     @classmethod
     def from_json(cls, path: Union[str, Path]) -> "SanCfg":

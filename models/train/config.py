@@ -4,11 +4,11 @@ The defaults are the reference recipe (MendelXu/SAN `configs/Base-coco-stuff-164
 `san_clip_vit_res4_coco.yaml`, and `san/config.py`); see docs/training.md.
 """
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from ..san.config import PRESETS, SanCfg, load_preset
+from ..san.config import PRESETS, SanCfg, dataclass_from_dict, load_preset
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAIN_PRESETS = ("coco_stuff_vit_b_16", "coco_stuff_vit_l_14_336", "tiny")
@@ -128,11 +128,7 @@ class TrainCfg:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "TrainCfg":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainCfg field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data)
 
     @classmethod
     def from_json(cls, path: Union[str, Path]) -> "TrainCfg":

@@ -6,11 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp, { Sharp } from 'sharp';
-import { CliIo, main } from '../../lib/cli';
+import { main } from '../../lib/cli';
 import { parseExportArgs } from '../../lib/cli/export';
 import { Progress } from '../../lib/cli/progress';
 import { outputStems } from '../../lib/cli/segment';
 import { parseClassesFile, splitClassList } from '../../lib/cli/segment-args';
+import { captureIo, lines } from '../helpers/cli-io';
 import { testDevice } from '../helpers/device';
 import { repoRoot } from '../helpers/paths';
 import { tinyModelDir } from '../native/support';
@@ -20,17 +21,6 @@ const CLASSES = ['sky', 'sea, ocean', 'sand'];
 const { version: PACKAGE_VERSION } = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
   version: string;
 };
-
-/** An in-memory CliIo and what was written to it. */
-function captureIo(isTTY = false): CliIo & { out: () => string; err: () => string } {
-  const written = { out: '', err: '' };
-  return {
-    stdout: { write: (text: string) => { written.out += text; } },
-    stderr: { write: (text: string) => { written.err += text; }, isTTY, columns: 80 },
-    out: () => written.out,
-    err: () => written.err,
-  };
-}
 
 interface CliRun {
   status: number | null;
@@ -49,10 +39,6 @@ function runCli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promi
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, ...out }));
   });
-}
-
-function lines(text: string): string[] {
-  return text.split('\n').filter((line) => line.length > 0);
 }
 
 /** The newest modification time of any file under `dir`. */
