@@ -11,6 +11,7 @@ import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../model';
 import { checkServeOptions, SERVE_DEFAULTS, ServeOptions, startServer } from '../serve';
 import { TORCH_MODEL_DEFAULTS } from '../torch-model';
 import { CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
+import { checkDevice } from './segment-args';
 
 const COMMAND = 'serve';
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -100,7 +101,7 @@ export function parseServeArgs(args: string[]): ServeJob | 'help' {
       maxQueue: integer('max-queue') ?? BATCHING.maxQueue,
     },
   };
-  if (values.device !== undefined) load.device = values.device;
+  if (values.device !== undefined) load.device = checkDevice(values.device, COMMAND);
   const threads = integer('threads');
   if (threads !== undefined) load.threads = threads;
   return { modelDir: path.resolve(required(values.model, '--model', COMMAND)), load, serve };
