@@ -56,6 +56,8 @@ function nodeSide(binding, { device, dtype, threads }) {
     ompThreadsEnv: process.env.OMP_NUM_THREADS ?? '(unset)',
     threads,
     commit: tryRun('git', ['rev-parse', '--short', 'HEAD']),
+    // Other work in progress in the same checkout is part of what was measured: say so.
+    uncommitted: tryRun('git', ['status', '--porcelain', '--untracked-files=no']) !== '',
     os: tryRun('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']) || os.type(),
   };
 }
@@ -90,7 +92,7 @@ function environmentTable({ env, args, command, started, elapsedS, load }) {
     ['load average (1 min)', `${load.start.toFixed(2)} at start, ${load.mean.toFixed(2)} mean, ${load.max.toFixed(2)} max, `
       + `${load.end.toFixed(2)} at end, on ${mc.cores} cores`],
     ['OS', `${node.os}, ${mc.kernel}`],
-    ['san-node', `commit ${node.commit}`],
+    ['san-node', `commit ${node.commit}${node.uncommitted ? ', with uncommitted changes in the checkout' : ''}`],
     ['Node.js', node.node],
     ['LibTorch (addon)', `${node.libtorch} (${node.libtorchBuild}), \`${node.libtorchCpu}\``],
     ['PyTorch (baseline)', `${python.torch} on Python ${python.python}, \`${python.libtorch_cpu}\``],
@@ -220,7 +222,7 @@ function render(results) {
   out.push('Written by `npm run bench` (`bench/run.js`); rerun it rather than editing by hand. Every number below '
     + `was measured in the one run described here${args.quick ? ', a `--quick` smoke run (fewer repeats, smaller '
       + 'batches)' : ''}. Times are medians over the n timed calls shown, after warm-up calls. The models have `
-    + 'random weights: compute does not depend on the weights\' values.', '');
+    + 'random weights: the amount of computation does not depend on the weights\' values.', '');
   const { load } = results;
   if (load.mean >= 1) {
     out.push(`**Measured on a shared machine.** The 1-minute load average was ${load.mean.toFixed(1)} on average `
