@@ -35,8 +35,8 @@ DEFAULT_HELD_OUT = (
     ("red", "star"), ("green", "ring"), ("blue", "triangle"), ("yellow", "cross"),
     ("purple", "square"), ("orange", "circle"), ("white", "triangle"), ("black", "star"),
 )
-RADIUS = (0.09, 0.21)  # circumscribed radius of an object, in units of the image side, drawn uniformly
-MAX_OBJECTS = 5  # objects drawn per scene: 1 to this many, fewer when they do not fit
+RADIUS = (0.13, 0.28)  # circumscribed radius of an object, in units of the image side, drawn uniformly
+MAX_OBJECTS = 4  # objects drawn per scene: 1 to this many, fewer when they do not fit
 SPLITS = {"clip": 1, "train": 2, "val": 3, "sample": 4}
 FILLS = ("solid", "striped", "dotted", "shaded")
 PATTERNS = ("flat", "gradient", "checker", "stripes", "noise")
