@@ -20,12 +20,12 @@ machine's matmul rate. Without --out it rewrites the bench region of docs/benchm
   --dtype T        float32, or float16/bfloat16 on CUDA (default float32)
   --threads N      LibTorch intra-op threads, addon and Python alike (default: the machine's cores)
   --models LIST    comma-separated, of: ${MODELS.join(', ')} (default both)
-  --batches LIST   batch sizes, e.g. 1,2,4,8 (default 1,2,4,8 for tiny; 1,2,4 for vit_b_16 on CPU, 1,2,4,8,16 on CUDA)
-  --warmup N       untimed calls before each timed series (default per model; see PLANS in bench/run.js)
+  --batches LIST   batch sizes, e.g. 1,2,4,8; batch 1 always runs (default 1,2,4 on CPU, 1,2,4,8,16 on CUDA)
+  --warmup N       untimed calls before each timed series (default per model; see defaultPlan in bench/run.js)
   --repeats N      timed calls of every series (default per model and batch size)
   --text-classes N classes for cold text encoding (default 150 for tiny; 10 for vit_b_16 on CPU, 150 on CUDA)
-  --quick          fewer repeats, smaller batches (a smoke run of a minute or two)
-  --budget-s S     skip the vit_b_16 batch sizes predicted to end the run after S seconds (default 600)
+  --quick          fewer repeats, smaller batches (a smoke run of a few minutes)
+  --budget-s S     skip the batch sizes (above 1) predicted to end the run after S seconds (default 600)
   --wait-idle S    first wait up to S seconds for the 1-minute load average to fall below 1 (default 0)
   --out FILE       write the report to FILE (a whole Markdown page) instead of docs/benchmarks.md; '-' prints only
   --help           this text
