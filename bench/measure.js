@@ -244,5 +244,5 @@ async function timeMatmul(probeFile, loadOptions, { n, reps, repeats }) {
 
 module.exports = {
   median, sample, timed, interleave, random, unitRows, networkArgs, networkCall, batchedModel, timeTextEncoding,
-  textScope, fillTextCache, timeMatmul,
+  fillTextCache, timeMatmul,
 };

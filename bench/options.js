@@ -88,4 +88,4 @@ function parseArgs(argv) {
   return args;
 }
 
-module.exports = { parseArgs, usage, MODELS };
+module.exports = { parseArgs, usage };

@@ -342,4 +342,4 @@ function writeRegion(file, name, markdown) {
   fs.writeFileSync(file, updated);
 }
 
-module.exports = { machine, nodeSide, render, writeRegion, loadedLibrary };
+module.exports = { machine, nodeSide, render, writeRegion };
