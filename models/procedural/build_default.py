@@ -1,6 +1,6 @@
 """Builds the default model of `npm run demo` from a seed: a SAN that really segments the procedural world.
 
-    python3 -m models.procedural.build_default --seed 0 --out models/default [--device cpu|cuda] [--threads N]
+    python3 -m models.procedural.build_default --seed 0 --out models/default [--device cpu|cuda] [--threads 1]
 
 1. Renders a pool of training scenes (seen colour–shape pairs only) and a pool of validation scenes (half of
    their objects held-out pairs).
@@ -16,7 +16,6 @@ docs/procedural-world.md describes the world and the figures reached.
 """
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +49,7 @@ class BuildCfg:
     clip: ClipPretrainCfg = field(default_factory=ClipPretrainCfg)
     # SAN training: models.train's recipe with what differs for 128-pixel scenes of a colour world.
     san: Dict[str, Any] = field(default_factory=lambda: {
-        "steps": 450, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
+        "steps": 350, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
         "short_edges": [112, 128, 144, 160], "max_size": 4 * IMAGE_SIZE,
         "color_jitter": False,  # hue and saturation jitter would change the colour a class is named by
         "checkpoint_period": 100000, "log_period": 50,
@@ -131,8 +130,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the world, the weights, the data order (default 0)")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write (created if missing)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="PyTorch CPU threads (default: every core); results depend on it")
+    # One thread by default: the committed model was trained so, results depend on the thread count, and on a
+    # machine shared with other work two OpenMP threads that wait for each other ran many times slower than one.
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1); results depend on it")
     parser.add_argument("--work", type=Path, help="keep the run folder (checkpoints, losses, loss.png) here")
     parser.add_argument("--config", type=Path, help="JSON overriding BuildCfg fields (train_scenes, clip, san, ...)")
     args = parser.parse_args(argv)
