@@ -224,9 +224,12 @@ function render(results) {
       + 'batches)' : ''}. Times are medians over the n timed calls shown, after warm-up calls. The models have `
     + 'random weights: the amount of computation does not depend on the weights\' values.', '');
   const { load } = results;
-  if (load.mean >= 1) {
+  // The bench's own threads keep the load average near args.threads; more than one runnable thread beyond them
+  // is other work.
+  if (load.mean > args.threads + 1) {
     out.push(`**Measured on a shared machine.** The 1-minute load average was ${load.mean.toFixed(1)} on average `
-      + `(${load.max.toFixed(1)} at most) on ${os.availableParallelism()} cores while this ran: other processes took `
+      + `(${load.max.toFixed(1)} at most) on ${os.availableParallelism()} cores while this ran with ${args.threads} `
+      + 'threads of its own: other processes took '
       + 'CPU time, so every time here is longer than on a quiet machine and single ratios are noisy (the side-by-side '
       + 'series make the ratios fairer than the absolute times). Rerun on a quiet machine for figures to quote.', '');
   }
