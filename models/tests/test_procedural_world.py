@@ -97,7 +97,7 @@ def test_render_labels_follow_the_top_object():
     for colour, x in (("red", 0.45), ("blue", 0.55)):
         scene.objects.append(ShapeObject(colour, "square", x, 0.5, 0.3, 0.0, COLOURS[colour], "solid", 0.0, 0.03))
     image, labels = render(scene, 40, [1, 2], 0)
-    assert labels[20, 20] == 2 and tuple(image[20, 20]) == pytest.approx(COLOURS["blue"], abs=16)
+    assert labels[20, 20] == 2 and tuple(int(v) for v in image[20, 20]) == pytest.approx(COLOURS["blue"], abs=16)
     assert labels[20, 9] == 1 and labels[1, 1] == 0
 
 
