@@ -3,7 +3,6 @@
 // the tiny model: outputs, class lists, bad images, a missing model and the exporter's own failure.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp, { Sharp } from 'sharp';
 import { main } from '../../lib/cli';
@@ -14,6 +13,7 @@ import { parseClassesFile, splitClassList } from '../../lib/cli/segment-args';
 import { captureIo, lines } from '../helpers/cli-io';
 import { testDevice } from '../helpers/device';
 import { repoRoot } from '../helpers/paths';
+import { useTempDir } from '../helpers/temp-dir';
 import { tinyModelDir } from '../native/support';
 
 const CLI = path.join(repoRoot, 'dist', 'cli.js');
@@ -94,13 +94,7 @@ function readSummary(file: string): Summary {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as Summary;
 }
 
-let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'san-cli-'));
-});
-afterAll(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = useTempDir('san-cli-');
 
 describe('main() in-process: help, version and bad usage', () => {
   test('--help, help <command> and <command> --help print usage to stdout and exit 0', async () => {
@@ -239,7 +233,7 @@ describe('the compiled CLI on the tiny model', () => {
   let images: string;
   beforeAll(async () => {
     ensureCompiled();
-    images = path.join(tmp, 'images');
+    images = path.join(tmp(), 'images');
     fs.mkdirSync(path.join(images, 'other'), { recursive: true });
     await bands(90, 120).png().toFile(path.join(images, 'beach.png'));
     await bands(60, 45).jpeg().toFile(path.join(images, 'street.jpg'));
@@ -248,7 +242,7 @@ describe('the compiled CLI on the tiny model', () => {
   });
 
   test('two images: an overlay, a 16-bit label map and a JSON summary each, their paths on stdout', async () => {
-    const out = path.join(tmp, 'happy', 'nested');
+    const out = path.join(tmp(), 'happy', 'nested');
     const run = await runCli(
       ['segment', 'beach.png', 'street.jpg', ...common, '--classes', CLASSES.join(';'), '-o', out], images);
     expect(run).toMatchObject({ status: 0 });
@@ -279,9 +273,9 @@ describe('the compiled CLI on the tiny model', () => {
   });
 
   test('--classes-file, --output-size, --no-resize and --templates; a shared stem gets -2', async () => {
-    const classesFile = path.join(tmp, 'classes.txt');
+    const classesFile = path.join(tmp(), 'classes.txt');
     fs.writeFileSync(classesFile, '# beach scene\nsky\n\nsea, ocean\n# sand next\nsand\n');
-    const out = path.join(tmp, 'options');
+    const out = path.join(tmp(), 'options');
     const run = await runCli(['segment', 'beach.png', path.join('other', 'beach.png'), ...common,
       '--classes-file', classesFile, '--output-size', '24x32', '--no-resize', '--templates', 'single', '-o', out],
     images);
@@ -295,7 +289,7 @@ describe('the compiled CLI on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - a corrupt image among good ones: one line for it, the others written, exit 1', async () => {
-    const out = path.join(tmp, 'corrupt');
+    const out = path.join(tmp(), 'corrupt');
     const run = await runCli(['segment', 'beach.png', 'corrupt.png', 'street.jpg', ...common,
       '--classes', 'sky,sea,sand', '-o', out], images);
     expect(run.status).toBe(1);
@@ -319,9 +313,9 @@ describe('the compiled CLI on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - a missing model folder: exit 1 with one san-seg line naming it', async () => {
-    const missing = path.join(tmp, 'no-such-model');
+    const missing = path.join(tmp(), 'no-such-model');
     const run = await runCli(
-      ['segment', 'beach.png', '--model', missing, '--classes', 'sky', '-o', path.join(tmp, 'x')], images);
+      ['segment', 'beach.png', '--model', missing, '--classes', 'sky', '-o', path.join(tmp(), 'x')], images);
     expect(run.status).toBe(1);
     expect(lines(run.stderr)).toHaveLength(1);
     expect(run.stderr).toMatch(/^san-seg: The model folder .* has no manifest\.json/);
@@ -329,17 +323,17 @@ describe('the compiled CLI on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - export of a missing checkpoint: the exporter says so and its status is kept', async () => {
-    const checkpoint = path.join(tmp, 'no-such.pth');
-    const run = await runCli(['export', '--checkpoint', checkpoint, '--out', path.join(tmp, 'exported'),
+    const checkpoint = path.join(tmp(), 'no-such.pth');
+    const run = await runCli(['export', '--checkpoint', checkpoint, '--out', path.join(tmp(), 'exported'),
       '--vocab', path.join(tinyModelDir, 'bpe_vocab.txt.gz')], images);
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain(`Checkpoint ${checkpoint} does not exist`);
-    expect(fs.existsSync(path.join(tmp, 'exported', 'manifest.json'))).toBe(false);
+    expect(fs.existsSync(path.join(tmp(), 'exported', 'manifest.json'))).toBe(false);
   });
 
   test('EXPECTED FAILURE - export with a SAN_PYTHON that does not exist: exit 1 with one line', async () => {
-    const run = await runCli(['export', '--checkpoint', 'c.pth', '--out', 'o'], tmp,
-      { SAN_PYTHON: path.join(tmp, 'no-python') });
+    const run = await runCli(['export', '--checkpoint', 'c.pth', '--out', 'o'], tmp(),
+      { SAN_PYTHON: path.join(tmp(), 'no-python') });
     expect(run.status).toBe(1);
     expect(lines(run.stderr)).toEqual([
       expect.stringMatching(/^san-seg: cannot run .*no-python \(set SAN_PYTHON to a Python with PyTorch\): .*ENOENT/),

@@ -3,7 +3,6 @@
 // pairing by stem, and the tiny model end to end against segment() + ConfusionMatrix; resume; bad folders.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { ErrorCode, SanError } from '../../lib/errors';
@@ -14,17 +13,12 @@ import { ConfusionMatrix } from '../../lib/metrics';
 import { SanModel } from '../../lib/model';
 import { bandLabels, bandsImage, writeLabels } from '../helpers/label-maps';
 import { pythonBin } from '../helpers/paths';
+import { useTempDir } from '../helpers/temp-dir';
 import { tinyModelDir } from '../native/support';
 
 const CLASSES = ['sky', 'sea, ocean', 'sand'];
 
-let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'san-eval-'));
-});
-afterAll(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const tmp = useTempDir('san-eval-');
 
 describe('readLabelMap', () => {
   const values8 = [0, 1, 2, 255, 7, 9];
@@ -37,7 +31,7 @@ describe('readLabelMap', () => {
     ['a 16-bit greyscale PNG (sharp would make it 8-bit sRGB unless told)', 'png16', values16, 16, 65535],
     ['a 16-bit greyscale TIFF, as ADE-847 and PC-459 are prepared', 'tiff16', values16, 16, 65535],
   ] as const)('reads %s value for value, with its default ignore value', async (_, form, values, bits, ignore) => {
-    const file = await writeLabels(path.join(tmp, `read-${form}.${form.startsWith('tiff') ? 'tif' : 'png'}`),
+    const file = await writeLabels(path.join(tmp(), `read-${form}.${form.startsWith('tiff') ? 'tif' : 'png'}`),
       [...values], 3, form);
     const label = await readLabelMap(file);
     expect(label).toMatchObject({ width: 3, height: 2, bits, ignore });
@@ -47,7 +41,7 @@ describe('readLabelMap', () => {
 
   test("reads the files PIL writes in the reference's preparation scripts: mode L PNG and I;16 TIFF", async () => {
     // As prepare_ade20k_sem_seg.py (uint8, 0 shifted to 255) and the ADE-847 / PC-459 scripts (uint16 TIFF) do.
-    const [png, tiff] = [path.join(tmp, 'pil-l.png'), path.join(tmp, 'pil-i16.tif')];
+    const [png, tiff] = [path.join(tmp(), 'pil-l.png'), path.join(tmp(), 'pil-i16.tif')];
     execFileSync(pythonBin, ['-c', [
       'import sys, numpy as np; from PIL import Image',
       'Image.fromarray(np.array([[0, 1, 149], [255, 7, 2]], dtype=np.uint8)).save(sys.argv[1])',
@@ -60,12 +54,12 @@ describe('readLabelMap', () => {
   });
 
   test('takes the ignore value given', async () => {
-    const file = await writeLabels(path.join(tmp, 'ignore-0.png'), [0, 1, 2, 3], 2);
+    const file = await writeLabels(path.join(tmp(), 'ignore-0.png'), [0, 1, 2, 3], 2);
     expect((await readLabelMap(file, { ignore: 0, numClasses: 4 })).ignore).toBe(0);
   });
 
   test('EXPECTED FAILURE - a value neither a class nor the ignore value: the file, the pixel and the value', async () => {
-    const file = await writeLabels(path.join(tmp, 'out-of-range.png'), [0, 1, 2, 255, 7, 1], 3);
+    const file = await writeLabels(path.join(tmp(), 'out-of-range.png'), [0, 1, 2, 255, 7, 1], 3);
     await expect(readLabelMap(file, { numClasses: 3 })).rejects.toThrow(new RegExp(
       `^The label map ${file} has the value 7 at x 1, y 1, neither a class index in \\[0, 2\\] nor the ignore value 255`));
     await expect(readLabelMap(file, { numClasses: 3 })).rejects.toMatchObject({ name: 'SanError', code: ErrorCode.IMAGE });
@@ -75,14 +69,14 @@ describe('readLabelMap', () => {
   });
 
   test('EXPECTED FAILURE - a palette PNG, colour pixels, a corrupt file and a missing one name the file', async () => {
-    const palette = path.join(tmp, 'palette.png');
+    const palette = path.join(tmp(), 'palette.png');
     await sharp(Buffer.from([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]), { raw: { width: 2, height: 2, channels: 3 } })
       .png({ palette: true, colours: 4 }).toFile(palette);
-    const colour = path.join(tmp, 'colour.png');
+    const colour = path.join(tmp(), 'colour.png');
     await sharp(Buffer.from([1, 1, 1, 1, 2, 1]), { raw: { width: 2, height: 1, channels: 3 } }).png().toFile(colour);
-    const corrupt = path.join(tmp, 'corrupt.png');
+    const corrupt = path.join(tmp(), 'corrupt.png');
     fs.writeFileSync(corrupt, 'not a PNG');
-    const missing = path.join(tmp, 'missing.png');
+    const missing = path.join(tmp(), 'missing.png');
     for (const [file, reason] of [
       [palette, /it is a palette \(indexed-colour\) PNG, whose indices sharp cannot read/],
       [colour, /it has colour pixels, e\.g\. \(1, 2, 1\) at x 1, y 0; expected greyscale class indices/],
@@ -202,8 +196,8 @@ describe('pairFiles', () => {
   let images: string;
   let labels: string;
   beforeAll(async () => {
-    images = path.join(tmp, 'pair-images');
-    labels = path.join(tmp, 'pair-labels');
+    images = path.join(tmp(), 'pair-images');
+    labels = path.join(tmp(), 'pair-labels');
     fs.mkdirSync(images);
     fs.mkdirSync(labels);
     for (const name of ['b.jpg', 'a.PNG', 'c.jpeg', 'notes.txt']) fs.writeFileSync(path.join(images, name), '');
@@ -221,7 +215,7 @@ describe('pairFiles', () => {
   });
 
   test("pairBy 'labels' leaves out images without a label map; 'images' refuses them, naming both paths", async () => {
-    const extra = path.join(tmp, 'pair-extra');
+    const extra = path.join(tmp(), 'pair-extra');
     fs.mkdirSync(extra);
     for (const name of ['a.jpg', 'b.jpg', 'z.jpg']) fs.writeFileSync(path.join(extra, name), '');
     await expect(pairFiles(extra, labels, { pairBy: 'labels', limit: 2 })).resolves.toEqual([
@@ -240,14 +234,14 @@ describe('pairFiles', () => {
   });
 
   test('EXPECTED FAILURE - an empty folder, a missing one, and two files with one stem', async () => {
-    const empty = path.join(tmp, 'pair-empty');
+    const empty = path.join(tmp(), 'pair-empty');
     fs.mkdirSync(empty);
     await expect(pairFiles(empty, labels)).rejects.toThrow(
       new RegExp(`^The folder ${empty} holds no images \\(files ending \\.jpg, \\.jpeg, \\.png`));
     await expect(pairFiles(images, empty, { pairBy: 'labels' })).rejects.toThrow(/holds no label maps \(files ending \.png, \.tif, \.tiff\)/);
-    const missing = path.join(tmp, 'no-such-folder');
+    const missing = path.join(tmp(), 'no-such-folder');
     await expect(pairFiles(missing, labels)).rejects.toThrow(new RegExp(`^Could not list the images in ${missing}: ENOENT`));
-    const twice = path.join(tmp, 'pair-twice');
+    const twice = path.join(tmp(), 'pair-twice');
     fs.mkdirSync(twice);
     fs.writeFileSync(path.join(twice, 'a.png'), '');
     fs.writeFileSync(path.join(twice, 'a.tif'), '');
@@ -275,8 +269,8 @@ describe('evaluate on the tiny model', () => {
 
   beforeAll(async () => {
     model = await SanModel.load(tinyModelDir, { device: 'cpu', threads: 1 });
-    images = path.join(tmp, 'images');
-    labels = path.join(tmp, 'labels');
+    images = path.join(tmp(), 'images');
+    labels = path.join(tmp(), 'labels');
     fs.mkdirSync(images);
     fs.mkdirSync(labels);
     for (const [stem, [h, w], [lh, lw], ignored] of dataset) {
@@ -339,7 +333,7 @@ describe('evaluate on the tiny model', () => {
   });
 
   test('a list of pairs, with ids, and the 16-bit TIFF labels of ADE-847', async () => {
-    const tiff = path.join(tmp, 'beach16.tif');
+    const tiff = path.join(tmp(), 'beach16.tif');
     const [, , [lh, lw]] = dataset[0];
     await writeLabels(tiff, bandLabels(lh, lw, 10).map((v) => (v === 255 ? 65535 : v)), lw, 'tiff16');
     const pairs = [{ image: path.join(images, 'beach.png'), label: tiff, id: 'first' }];
@@ -352,7 +346,7 @@ describe('evaluate on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - a label value out of range names the file, the pixel and the value', async () => {
-    const bad = path.join(tmp, 'bad-labels');
+    const bad = path.join(tmp(), 'bad-labels');
     fs.cpSync(labels, bad, { recursive: true });
     const values = bandLabels(40, 30);
     values[3 * 30 + 7] = 9;
@@ -369,7 +363,7 @@ describe('evaluate on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - a label map of another size than its image names both files and sizes', async () => {
-    const small = path.join(tmp, 'small-labels');
+    const small = path.join(tmp(), 'small-labels');
     fs.cpSync(labels, small, { recursive: true });
     await writeLabels(path.join(small, 'dune.png'), bandLabels(33, 49), 49);
     const error = await evaluate(model, { images, labels: small }, { classes: CLASSES }).catch((e: unknown) => e);
@@ -380,12 +374,12 @@ describe('evaluate on the tiny model', () => {
   });
 
   test('EXPECTED FAILURE - an image without its label map, an unreadable image', async () => {
-    const partial = path.join(tmp, 'partial-labels');
+    const partial = path.join(tmp(), 'partial-labels');
     fs.mkdirSync(partial);
     fs.copyFileSync(path.join(labels, 'beach.png'), path.join(partial, 'beach.png'));
     await expect(evaluate(model, { images, labels: partial }, { classes: CLASSES })).rejects.toThrow(
       `No label map for the image ${path.join(images, 'cove.jpg')}: expected ${path.join(partial, 'cove')}.png, .tif or .tiff`);
-    const corrupt = path.join(tmp, 'corrupt.jpg');
+    const corrupt = path.join(tmp(), 'corrupt.jpg');
     fs.writeFileSync(corrupt, 'not a JPEG');
     const error = await evaluate(model, [{ image: corrupt, label: path.join(labels, 'beach.png') }], { classes: CLASSES })
       .catch((e: unknown) => e);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { TextEmbeddingCache, TextCacheScope } from '../../lib/text-cache';
+import { useTempDir } from '../helpers/temp-dir';
 
 const scope: TextCacheScope = { modelId: 'model-a', templateKey: 'vild', dim: 2 };
 
@@ -20,6 +20,7 @@ const rowsOf = (matrix: Float32Array): number[][] =>
   Array.from({ length: matrix.length / 2 }, (_, i) => [matrix[2 * i], matrix[2 * i + 1]]);
 
 describe('TextEmbeddingCache', () => {
+  const tmp = useTempDir('san-cache-');
   test('encodes all misses of a call in one batch and keeps caller order and duplicates', async () => {
     const cache = new TextEmbeddingCache({ maxBytes: 1 << 20 });
     const { encode, batches } = recordingEncoder();
@@ -94,7 +95,7 @@ describe('TextEmbeddingCache', () => {
   });
 
   test('saves to a file and reloads from it at start', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'san-cache-')), 'text.cache');
+    const file = path.join(tmp(), 'text.cache');
     const first = new TextEmbeddingCache({ maxBytes: 1 << 20, file });
     const { encode } = recordingEncoder();
     await first.lookup(scope, ['sky', 'tree'], encode);
@@ -108,7 +109,7 @@ describe('TextEmbeddingCache', () => {
   });
 
   test('refuses a file that is not a text cache', () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'san-cache-')), 'bogus');
+    const file = path.join(tmp(), 'bogus');
     fs.writeFileSync(file, 'hello');
     expect(() => new TextEmbeddingCache({ maxBytes: 100, file })).toThrow(/is not a san-node text cache/);
   });
