@@ -113,12 +113,7 @@ class TrainCfg:
         """The supervised side blocks, the last one (the inference output) last."""
         if self.deep_supervision is not None:
             return list(self.deep_supervision)
-        san = self.san_cfg()
-        if self.crop_size % san.size_divisibility:
-            # The model pads its input to this multiple; targets must cover the same extent as its mask logits.
-            raise ValueError(f"Expected a multiple of the model's size_divisibility ({san.size_divisibility}) for "
-                             f"crop_size but received {self.crop_size}")
-        depth = san.side_adapter.depth
+        depth = self.san_cfg().side_adapter.depth
         return [depth - 1, depth] if depth > 1 else [depth]
 
     def train_short_edges(self) -> List[int]:
