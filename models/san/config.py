@@ -27,6 +27,10 @@ class ClipVisionCfg:
     image_size: int = 224  # pre-training resolution: positional_embedding holds (image_size / patch_size)^2 + 1 rows
     output_dim: int = 512  # joint image-text embedding size, the columns of `proj`
     feature_last_layer: int = 9  # blocks run by FeatureExtractor; RecWithAttnbiasHead runs the remaining ones
+    # Output channels of the stride-2 3×3 convolutions (with BatchNorm and GELU) run before conv1, a convolutional
+    # stem; conv1's kernel and stride are then patch_size / 2^len. Empty, as in every CLIP checkpoint, for the
+    # plain patch embedding.
+    stem_channels: List[int] = field(default_factory=list)
 
     @property
     def grid_size(self) -> int:
@@ -97,6 +101,9 @@ class SanCfg:
         if not 0 < clip.feature_last_layer < clip.layers:
             raise ValueError(f"clip_visual.feature_last_layer must be in [1, {clip.layers - 1}], "
                              f"got {clip.feature_last_layer}")
+        if clip.stem_channels and (clip.patch_size % 2 ** len(clip.stem_channels) or min(clip.stem_channels) < 1):
+            raise ValueError(f"clip_visual.stem_channels must be positive, at most log2(patch_size) of them so that "
+                             f"2^len divides patch_size ({clip.patch_size}), got {clip.stem_channels}")
         if not side.fusion_map or any(len(pair) != 2 for pair in side.fusion_map):
             raise ValueError("side_adapter.fusion_map must be a non-empty list of [clip_layer, side_layer] pairs")
         clip_layers = [pair[0] for pair in side.fusion_map]

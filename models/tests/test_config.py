@@ -37,6 +37,8 @@ def test_presets_follow_the_reference_configs():
     ({"side_adapter": {"fusion_map": [[0, 0], [3, 9]]}}, "fusion_map side layers"),
     ({"text": {"output_dim": 768}}, "text.output_dim"),
     ({"decoder": {"channels": 3}}, "Unknown DecoderCfg field"),
+    ({"clip_visual": {"stem_channels": [8, 8, 8, 8, 8]}}, "stem_channels"),  # 2^5 does not divide 16
+    ({"clip_visual": {"stem_channels": [8, 0]}}, "stem_channels must be positive"),
 ])
 def test_bad_config_names_the_field(change, message):
     data = load_preset("vit_b_16").to_dict()

@@ -105,6 +105,28 @@ def test_clip_sees_the_padded_image_scaled(clip_resolution, patch_size, width, e
     assert mask_logits.shape[-2:] == (40, width // 16)
 
 
+@torch.no_grad()
+def test_conv_stem_feeds_conv1_on_the_same_grid_and_never_sees_the_canvas_padding():
+    data = load_preset("tiny").to_dict()
+    data["clip_visual"]["stem_channels"] = [8, 16]
+    san = SAN(SanCfg.from_dict(data)).eval()
+    extractor = san.clip_visual_extractor
+    assert extractor.conv1.kernel_size == (4, 4) and extractor.conv1.in_channels == 16  # 16-pixel patches in all
+    assert any(k.startswith("clip_visual_extractor.conv_stem.") for k in san.state_dict())
+    assert not any(".conv_stem." in k for k in SAN(load_preset("tiny")).state_dict())  # plain CLIP: no new keys
+
+    def patch_embedding(x):
+        return extractor.conv1(extractor.conv_stem(x))
+
+    image = torch.randn(1, 3, 64, 96)
+    alone = patch_embedding(image)
+    assert alone.shape[-2:] == (4, 6)
+    # Padded bottom and right, as preprocess pads: every 3×3, stride-2 window of an in-image output stops at the
+    # image's last pixel, so the stem's output over the image is unchanged.
+    on_canvas = patch_embedding(F.pad(image, [0, 32, 0, 32]))
+    assert torch.allclose(on_canvas[..., :4, :6], alone, atol=1e-6)
+
+
 @pytest.mark.parametrize("variant, fused", [("tiny", [0, 2, 3]), ("vit_b_16", [0, 3, 6, 9])])
 @torch.no_grad()
 def test_fusion_layers_read_the_spec_clip_layers(variant, fused):

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from models import export
-from models.san import SAN, load_preset
+from models.san import SAN, SanCfg, load_preset
 from models.san.checkpoint import load_san
 from models.san.tokenizer import SimpleTokenizer
 from models.train import FolderDataset, Trainer, load_train_config, load_trained, read_checkpoint, train
@@ -61,6 +61,18 @@ def test_steps_on_a_fixed_batch_lower_the_loss(trainer):
     assert set(records[0]) >= {"loss", "loss_ce", "loss_mask", "loss_dice", "loss_ce_0", "grad_norm"}
     # Frozen CLIP weights do not move; the trainable positional embedding and bg_embed do.
     for key, value in clip_before.items():
+        assert torch.equal(trainer.san.state_dict()[key], value), key
+
+
+def test_a_frozen_conv_stem_keeps_its_batchnorm_statistics(tiny_vocab):
+    torch.manual_seed(0)
+    model = load_preset("tiny").to_dict()
+    model["clip_visual"]["stem_channels"] = [8, 16]
+    trainer = Trainer(SAN(SanCfg.from_dict(model)), CLASSES, with_overrides(fast_config(), model=model),
+                      SimpleTokenizer(tiny_vocab))
+    stem = {k: v.clone() for k, v in trainer.san.state_dict().items() if ".conv_stem." in k}
+    trainer.step(*fixed_batch())
+    for key, value in stem.items():
         assert torch.equal(trainer.san.state_dict()[key], value), key
 
 

@@ -19,7 +19,7 @@ from .config import TrainCfg
 from .criterion import SetCriterion
 from .data import mix_seed, make_targets, train_loader
 from .matcher import HungarianMatcher
-from .optim import PolySchedule, build_optimizer, clip_gradients, freeze_clip
+from .optim import CLIP_MODULES, PolySchedule, build_optimizer, clip_gradients, freeze_clip
 from .plot import plot_losses
 
 LOSS_FILE = "losses.tsv"  # one line per step: step, total, then each loss term
@@ -80,8 +80,10 @@ class Trainer:
 
     def step(self, images: Tensor, labels: Tensor) -> Dict[str, float]:
         """One optimisation step; returns the loss terms, their sum ("loss"), the gradient norm and the lr used."""
+        # The frozen CLIP towers stay in eval mode: a convolutional stem's BatchNorm keeps its pre-trained statistics.
         self.san.train()
-        self.san.ov_classifier.eval()
+        for name in CLIP_MODULES:
+            getattr(self.san, name).eval()
         # Point sampling of step s depends only on (seed, s), so a resumed run samples what the whole run would.
         seed = mix_seed(self.cfg.seed, 2 << 40, self.step_count)
         generator = torch.Generator(device=self.device).manual_seed(seed)
