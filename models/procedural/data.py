@@ -58,3 +58,19 @@ def class_regions(labels: Tensor) -> List[Tuple[Tensor, Tensor]]:
 def coverage(masks: Tensor, grid: Tuple[int, int]) -> Tensor:
     """Fraction of each cell of a (grid) partition covered by each mask: (K, H, W) bool → (K, gh, gw) float."""
     return F.adaptive_avg_pool2d(masks.float().unsqueeze(0), list(grid))[0]
+
+
+def cell_shares(labels: Tensor, grid: Tuple[int, int], num_classes: int) -> Tensor:
+    """Share of each class in each cell of a (grid) partition: int64 (N, H, W) ids below num_classes → float
+    (N, gh·gw, num_classes), cells row-major. H and W must be multiples of the grid."""
+    n, h, w = labels.shape
+    if h % grid[0] or w % grid[1]:
+        raise ValueError(f"labels of {h}x{w} pixels do not split into a {grid[0]}x{grid[1]} grid")
+    cell_h, cell_w = h // grid[0], w // grid[1]
+    rows = torch.arange(h, device=labels.device) // cell_h
+    cols = torch.arange(w, device=labels.device) // cell_w
+    cell = (rows.view(h, 1) * grid[1] + cols.view(1, w)).unsqueeze(0)
+    cells = grid[0] * grid[1]
+    index = (torch.arange(n, device=labels.device).view(n, 1, 1) * cells + cell) * num_classes + labels
+    counts = torch.bincount(index.flatten(), minlength=n * cells * num_classes)
+    return counts.view(n, cells, num_classes).float() / (cell_h * cell_w)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.procedural.clip_pretrain import (build_vocab, describes, descriptions, region_slots,
-                                             multi_positive_ce)
-from models.procedural.data import ScenePool
+from models.procedural.clip_pretrain import (build_vocab, describes, descriptions, multi_positive_ce,
+                                             patch_label_loss, region_slots)
+from models.procedural.data import ScenePool, cell_shares, class_regions, coverage
 from models.procedural.evaluate import class_iou, confusion, mean_iou
 from models.procedural.sample import SAMPLE_CLASSES, write_sample
 from models.procedural.world import (BACKGROUND, COLOURS, DEFAULT_HELD_OUT, IGNORE, ShapeObject, World, describe,
@@ -136,6 +136,27 @@ def test_region_slots_cover_each_class(world):
         present = torch.unique(labels[i]).tolist()
         assert ids[i, :len(present)].tolist() == present and (ids[i, len(present):] == -1).all()
         assert allowed[i, :len(present)].flatten(1).any(dim=1).all()
+
+
+def test_cell_shares_are_the_class_coverage_of_each_patch(world):
+    labels = ScenePool(world, 0, "train", 3, 64).labels
+    shares = cell_shares(labels, (4, 4), len(world.class_names))
+    assert shares.shape == (3, 16, len(world.class_names))
+    for i, (classes, masks) in enumerate(class_regions(labels)):
+        expected = torch.zeros(16, len(world.class_names))
+        expected[:, classes] = coverage(masks, (4, 4)).flatten(1).t()
+        assert torch.allclose(shares[i], expected)
+    with pytest.raises(ValueError, match="do not split into a 3x3 grid"):
+        cell_shares(labels, (3, 3), len(world.class_names))
+
+
+def test_patch_label_loss_by_hand():
+    head = torch.nn.Identity()  # the tokens are the logits: 2 patches of a 2 × 1 grid, 3 classes
+    tokens = torch.tensor([[[9.0, 9.0, 9.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])  # class token first, unused
+    labels = torch.tensor([[[0, 0], [1, 2]]])  # the top patch all class 0, the bottom one half 1, half 2
+    top = -torch.log_softmax(tokens[0, 1], 0)[0]
+    bottom = -0.5 * torch.log_softmax(tokens[0, 2], 0)[1:].sum()
+    assert patch_label_loss(head, tokens, labels, (2, 1)).item() == pytest.approx(((top + bottom) / 2).item())
 
 
 def test_multi_positive_cross_entropy_by_hand():
