@@ -5,7 +5,7 @@
  *
  * The default model is `models/default`, a small SAN trained from a seed on the procedural world of
  * models/procedural (docs/procedural-world.md). Its sample scene shows only colour–shape pairs that were held out
- * of its training, and the demo prompts exactly those names, then scores the result against the scene's ground
+ * of SAN's training, and the demo prompts exactly those names, then scores the result against the scene's ground
  * truth. `--model DIR` or `SAN_MODEL=DIR` picks another model folder (an exported official model, or the tiny test
  * model with random weights); a model of any other variant segments the beach scene with everyday class names.
  * @module
@@ -76,8 +76,10 @@ async function main(): Promise<void> {
   }
   const sample = await sampleFor(variant);
   if (variant === 'procedural') {
-    console.log('The default model is a small SAN trained on a procedural world of coloured shapes; the pairs\n' +
-      `prompted here (${sample.classes.slice(1).join(', ')}) were held out: it never saw them named or drawn.\n`);
+    console.log('The default model is a small SAN trained on a procedural world of coloured shapes. The pairs\n' +
+      `prompted here (${sample.classes.slice(1).join(', ')}) were held out of SAN's training: its side\n` +
+      'network never saw them drawn or named, and only its CLIP, pre-trained on the whole world as CLIP is on\n' +
+      'the web, knows the words.\n');
   }
   try {
     const result = await model.segment(sample.image, { classes: sample.classes });

@@ -2,9 +2,10 @@
 
     python3 -m models.procedural.build_default --seed 0 --out models/default [--device cpu|cuda] [--threads 1]
 
-1. Renders a pool of training scenes (seen colour–shape pairs only) and a pool of validation scenes (half of
-   their objects held-out pairs).
-2. Pre-trains the small CLIP of models/san/configs/procedural.json contrastively on region captions
+1. Renders CLIP's pool of scenes (every colour–shape pair, as CLIP's web data covers the classes SAN is later
+   tested on), SAN's training pool (seen pairs only) and a pool of validation scenes (half of their objects
+   held-out pairs).
+2. Pre-trains the small CLIP of models/san/configs/procedural.json on region captions and patch labels
    (clip_pretrain.py).
 3. Trains SAN with the reference recipe (models.train: Hungarian matching, set criterion, deep supervision, AdamW,
    poly schedule, CLIP frozen but for its positional embedding) on the seen class names.
@@ -43,13 +44,17 @@ IMAGE_SIZE = 128  # scene side in pixels, the config's resize_short_edge
 
 @dataclass
 class BuildCfg:
-    train_scenes: int = 3000  # rendered once; CLIP pre-training and SAN training both draw from them
-    val_scenes: int = 200  # evaluation scenes, each object a held-out pair with probability val_held_out_share
+    clip_scenes: int = 10000  # CLIP's pre-training pool, rendered once
+    # CLIP's pool and captions cover every pair, as CLIP's own pre-training covers the classes SAN is tested on;
+    # False keeps the held-out pairs from CLIP too, which makes them a test of CLIP's composition of known words.
+    clip_sees_held_out: bool = True
+    train_scenes: int = 3000  # SAN's training pool, seen pairs only, rendered once
+    val_scenes: int = 500  # evaluation scenes, each object a held-out pair with probability val_held_out_share
     val_held_out_share: float = 0.5
     clip: ClipPretrainCfg = field(default_factory=ClipPretrainCfg)
     # SAN training: models.train's recipe with what differs for 128-pixel scenes of a colour world.
     san: Dict[str, Any] = field(default_factory=lambda: {
-        "steps": 350, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
+        "steps": 2200, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
         "short_edges": [112, 128, 144, 160], "max_size": 4 * IMAGE_SIZE,
         "color_jitter": False,  # hue and saturation jitter would change the colour a class is named by
         "checkpoint_period": 100000, "log_period": 50,
@@ -75,16 +80,19 @@ def build(seed: int, out: Path, device: torch.device, cfg: BuildCfg, work: Path,
     world = World()
     vocab = build_vocab(world, work / "bpe_vocab.txt.gz")
     tokenizer = SimpleTokenizer(vocab)
+    clip_world = World(held_out=()) if cfg.clip_sees_held_out else world
+    clip_pool = ScenePool(clip_world, seed, "clip", cfg.clip_scenes, IMAGE_SIZE)
     pool = ScenePool(world, seed, "train", cfg.train_scenes, IMAGE_SIZE)
     val = ScenePool(world, seed, "val", cfg.val_scenes, IMAGE_SIZE, cfg.val_held_out_share,
                     class_ids=range(len(world.class_names)))
     lap("render", mark)
-    log(f"rendered {len(pool)} training and {len(val)} validation scenes in {timings['render']['wall_s']} s")
+    log(f"rendered {len(clip_pool)} CLIP, {len(pool)} SAN training and {len(val)} validation scenes in "
+        f"{timings['render']['wall_s']} s")
 
     san_cfg = SanCfg.from_json(SAN_CONFIG)
     torch.manual_seed(seed)
     san = SAN(san_cfg)
-    pretrain_clip(san, world, pool, tokenizer, seed, cfg.clip, device, log)
+    pretrain_clip(san, clip_world, clip_pool, tokenizer, seed, cfg.clip, device, log)
     lap("clip_pretrain", mark)
     clip_accuracy = region_accuracy(san, world, val, tokenizer, device)
     log("CLIP zero-shot region accuracy: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in clip_accuracy.items()))

@@ -1,4 +1,4 @@
-"""The demo's sample scene: held-out colour–shape pairs only, which the default model never trained on.
+"""The demo's sample scene: held-out colour–shape pairs only, which the default model's SAN never trained on.
 
     python3 -m models.procedural.sample --out assets/procedural-scene.png [--size 512]
 

@@ -2,7 +2,9 @@
 
 Every class is a colour–shape pair ("red star") plus "background". A `World` splits the pairs into seen ones,
 which may appear in training data, and held-out ones, which appear only in validation scenes, so that a model
-trained on the seen pairs is tested on names it never trained on.
+trained on the seen pairs is tested on names it never trained on. (The default build holds pairs out of SAN's
+training; CLIP is pre-trained on `World(held_out=())`, the whole world, as CLIP's web data covers the classes SAN
+is tested on.)
 
 Scene `i` of a split is drawn from its own generator, seeded by (seed, split, i), so any scene can be re-drawn
 alone and in any order. A scene is a description in units of the image side (`Scene`); `render` rasterises it at

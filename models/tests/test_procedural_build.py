@@ -10,7 +10,8 @@ from models.procedural.world import World
 
 
 def test_build_writes_a_checked_model_folder(tmp_path):
-    cfg = BuildCfg(train_scenes=12, val_scenes=4, clip=ClipPretrainCfg(steps=2, batch_scenes=4, warmup=1))
+    cfg = BuildCfg(clip_scenes=12, train_scenes=12, val_scenes=4,
+                   clip=ClipPretrainCfg(steps=2, batch_scenes=4, warmup=1))
     cfg.san.update(steps=2, batch_size=2, num_points=64, log_period=1)
     record = build(0, tmp_path / "model", torch.device("cpu"), cfg, tmp_path / "work", log=lambda _: None)
     assert check_model_dir(tmp_path / "model") == []
