@@ -44,7 +44,7 @@ IMAGE_SIZE = 128  # scene side in pixels, the config's resize_short_edge
 
 @dataclass
 class BuildCfg:
-    clip_scenes: int = 10000  # CLIP's pre-training pool, rendered once
+    clip_scenes: int = 6000  # CLIP's pre-training pool, rendered once
     # CLIP's pool and captions cover every pair, as CLIP's own pre-training covers the classes SAN is tested on;
     # False keeps the held-out pairs from CLIP too, which makes them a test of CLIP's composition of known words.
     clip_sees_held_out: bool = True
@@ -54,7 +54,7 @@ class BuildCfg:
     clip: ClipPretrainCfg = field(default_factory=ClipPretrainCfg)
     # SAN training: models.train's recipe with what differs for 128-pixel scenes of a colour world.
     san: Dict[str, Any] = field(default_factory=lambda: {
-        "steps": 2200, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
+        "steps": 650, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
         "short_edges": [112, 128, 144, 160], "max_size": 4 * IMAGE_SIZE,
         "color_jitter": False,  # hue and saturation jitter would change the colour a class is named by
         "checkpoint_period": 100000, "log_period": 50,
