@@ -19,11 +19,9 @@ addon's and a load that drifts on a shared machine weighs on both alike. Request
   a call with no product, for the rate.
 """
 import argparse
-import ctypes
 import json
 import math
 import platform
-import re
 import sys
 import time
 from collections import Counter
@@ -33,33 +31,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from models.environment import loaded_library, openblas  # noqa: E402
+
 
 # --- environment -------------------------------------------------------------------------------------------------
 
-def loaded_library(pattern: str) -> str:
-    """Path of the first library mapped into this process whose file name matches `pattern`, or ''."""
-    with open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if re.search(pattern, Path(path).name):
-                return path
-    return ""
-
-
 def environment(device: torch.device) -> Dict[str, Any]:
-    openblas = loaded_library(r"^libopenblas")
-    blas: Dict[str, Any] = {"path": openblas}
-    if openblas:
-        lib = ctypes.CDLL(openblas)
-        lib.openblas_get_config.restype = ctypes.c_char_p
-        blas["config"] = lib.openblas_get_config().decode()
-        blas["num_threads"] = lib.openblas_get_num_threads()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "intra_op_threads": torch.get_num_threads(),
         "libtorch_cpu": loaded_library(r"^libtorch_cpu"),
-        "openblas": blas,
+        "openblas": openblas(),
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }

@@ -1,6 +1,8 @@
 """Builds the default model of `npm run demo` from a seed: a SAN that really segments the procedural world.
 
-    python3 -m models.procedural.build_default --seed 0 --out models/default [--device cpu|cuda] [--threads 1]
+    bash scripts/build-default-model.sh --seed 0 --out models/default [--device cpu|cuda] [--threads 2]
+
+(the script runs `python3 -m models.procedural.build_default` with Debian's OpenMP build of OpenBLAS, see main()).
 
 1. Renders CLIP's pool of scenes (every colour–shape pair, as CLIP's web data covers the classes SAN is later
    tested on), SAN's training pool (seen pairs only) and a pool of validation scenes (half of their objects
@@ -12,7 +14,8 @@
 4. Measures mIoU on seen and held-out classes (evaluate.py), exports the model folder (models.export's
    write_model_dir, then checked) to --out, with training.json: the recipe, the figures and the timings.
 
-Everything is seeded; on the CPU the result is the same on every run with the same PyTorch and thread count.
+Everything is seeded; on the CPU the result is the same on every run with the same PyTorch, OpenBLAS and thread
+count.
 docs/procedural-world.md describes the world and the figures reached.
 """
 import argparse
@@ -27,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from ..environment import openblas
 from ..export import check_model_dir
 from ..san.config import CONFIG_DIR, SanCfg
 from ..san.model import SAN
@@ -116,6 +120,7 @@ def build(seed: int, out: Path, device: torch.device, cfg: BuildCfg, work: Path,
         "seed": seed,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "openblas": openblas(),
         "torch_version": torch.__version__,
         "classes": {"all": world.class_names, "seen": [world.class_names[i] for i in world.seen_ids],
                     "held_out": [world.class_names[i] for i in world.held_out_ids]},
@@ -138,13 +143,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the world, the weights, the data order (default 0)")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write (created if missing)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
-    # One thread by default: the committed model was trained so, results depend on the thread count, and on a
-    # machine shared with other work two OpenMP threads that wait for each other ran many times slower than one.
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1); results depend on it")
+    # Two threads, the committed model's: results depend on the count. They pay (1.4x for SAN, 1.7x for CLIP) only
+    # with an OpenBLAS whose threads are OpenMP's own; Debian's pthread build fights LibTorch's pool (1.17x).
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2); results depend on it")
     parser.add_argument("--work", type=Path, help="keep the run folder (checkpoints, losses, loss.png) here")
     parser.add_argument("--config", type=Path, help="JSON overriding BuildCfg fields (train_scenes, clip, san, ...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.threads > 1 and "openblas-pthread" in openblas().get("path", ""):
+        print(f"warning: {args.threads} threads over the pthread build of OpenBLAS gain little; "
+              "scripts/build-default-model.sh loads the OpenMP one", file=sys.stderr)
     cfg = BuildCfg()
     if args.config is not None:
         overrides = json.loads(args.config.read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -
     width = width3 // 3
     head_dim = width // num_heads
     # Split before reshaping: indexing one permuted (3, N, heads, L, d) view three times makes autograd scatter
-    # each gradient into its own zero-filled copy of the whole projection, a fifth of a training step here.
+    # each gradient into its own zero-filled copy of the whole projection: a fifth of the attention's fwd+bwd time.
     q, k, v = [t.reshape(n, length, num_heads, head_dim).transpose(1, 2) for t in qkv.split(width, dim=-1)]
     scores = (q * head_dim ** -0.5) @ k.transpose(-2, -1)
     if attn_mask is not None:
