@@ -58,7 +58,7 @@ class BuildCfg:
     clip: ClipPretrainCfg = field(default_factory=ClipPretrainCfg)
     # SAN training: models.train's recipe with what differs for 128-pixel scenes of a colour world.
     san: Dict[str, Any] = field(default_factory=lambda: {
-        "steps": 650, "batch_size": 16, "lr": 1e-3, "num_points": 1024, "crop_size": IMAGE_SIZE,
+        "steps": 1600, "batch_size": 16, "lr": 1e-3, "num_points": 4096, "crop_size": IMAGE_SIZE,
         "short_edges": [112, 128, 144, 160], "max_size": 4 * IMAGE_SIZE,
         "color_jitter": False,  # hue and saturation jitter would change the colour a class is named by
         "checkpoint_period": 100000, "log_period": 50,

@@ -38,7 +38,7 @@ Description = Tuple[Optional[str], Optional[str]]  # (colour, shape); None for a
 
 @dataclass
 class ClipPretrainCfg:
-    steps: int = 800  # optimiser steps
+    steps: int = 2000  # optimiser steps
     batch_scenes: int = 32  # scenes per step; each gives one region per class present (2–5)
     lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay to 0
     warmup: int = 100  # warm-up steps
