@@ -2,7 +2,7 @@
 
     bash scripts/build-default-model.sh --seed 0 --out models/default [--device cpu|cuda] [--threads 2]
 
-(the script runs `python3 -m models.procedural.build_default` with Debian's OpenMP build of OpenBLAS, see main()).
+(the script runs `python3 -m models.procedural.build_default` over Debian's OpenMP build of OpenBLAS).
 
 1. Renders CLIP's pool of scenes (every colour–shape pair, as CLIP's web data covers the classes SAN is later
    tested on), SAN's training pool (seen pairs only) and a pool of validation scenes (half of their objects
@@ -143,16 +143,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seeds the world, the weights, the data order (default 0)")
     parser.add_argument("--out", required=True, type=Path, help="model folder to write (created if missing)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
-    # Two threads, the committed model's: results depend on the count. They pay (1.4x for SAN, 1.7x for CLIP) only
-    # with an OpenBLAS whose threads are OpenMP's own; Debian's pthread build fights LibTorch's pool (1.17x).
+    # Two threads, the committed model's: results depend on the count. They pay only with an OpenBLAS built for
+    # OpenMP, whose threads are LibTorch's own pool (scripts/build-default-model.sh says by how much).
     parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2); results depend on it")
     parser.add_argument("--work", type=Path, help="keep the run folder (checkpoints, losses, loss.png) here")
     parser.add_argument("--config", type=Path, help="JSON overriding BuildCfg fields (train_scenes, clip, san, ...)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.threads > 1 and "openblas-pthread" in openblas().get("path", ""):
-        print(f"warning: {args.threads} threads over the pthread build of OpenBLAS gain little; "
-              "scripts/build-default-model.sh loads the OpenMP one", file=sys.stderr)
+    if args.threads > 1 and "USE_OPENMP" not in openblas().get("config", ""):
+        print(f"warning: {args.threads} threads over an OpenBLAS not built for OpenMP gain little; "
+              "scripts/build-default-model.sh loads Debian's OpenMP one", file=sys.stderr)
     cfg = BuildCfg()
     if args.config is not None:
         overrides = json.loads(args.config.read_text(encoding="utf-8"))

@@ -1,5 +1,6 @@
 """models.procedural.build_default at a toy size: every stage runs and the folder it writes passes its check."""
 import json
+from pathlib import Path
 
 import torch
 
@@ -17,5 +18,6 @@ def test_build_writes_a_checked_model_folder(tmp_path):
     assert check_model_dir(tmp_path / "model") == []
     saved = json.loads((tmp_path / "model" / "training.json").read_text())
     assert saved["evaluation"]["scenes"] == 4 and saved["seed"] == 0
+    assert Path(saved["openblas"]["path"]).is_file() and saved["openblas"]["config"].startswith("OpenBLAS")
     assert set(saved["timings"]) == {"render", "clip_pretrain", "clip_eval", "san_train", "evaluate"}
     assert record["classes"]["held_out"] == [f"{c} {s}" for c, s in World().held_out_pairs]

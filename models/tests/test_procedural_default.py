@@ -29,6 +29,8 @@ def test_default_model_folder_is_sound_and_says_how_it_was_trained():
     assert record["classes"]["held_out"] == [world.class_names[i] for i in world.held_out_ids]
     assert record["train_config"]["color_jitter"] is False
     assert set(record["evaluation"]) >= {"miou_seen", "miou_held_out", "iou"}
+    # The thread count and OpenBLAS build the figures and the exact weights depend on.
+    assert record["threads"] == 2 and "USE_OPENMP" in record["openblas"]["config"]
 
 
 def test_committed_sample_scene_is_what_sample_writes(tmp_path):
