@@ -8,7 +8,7 @@
 
 const { performance } = require('node:perf_hooks');
 const { SanModel, TorchModel, tensor } = require('../dist');
-const { promptsFor } = require('../dist/prompts');
+const { promptsFor } = require('../dist/segment/prompts');
 
 /** Median of a non-empty list of numbers. */
 function median(values) {

@@ -4,13 +4,11 @@
  * exit 2; a run-time failure, exit 1), and the argv parser that turns `node:util` parse errors into usage errors.
  * @module
  */
-import * as path from 'node:path';
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { SanError } from '../errors';
 
 export const PROGRAM = 'san-seg';
-/** The package root (the folder of package.json and models/), from dist/cli/ as from lib/cli/. */
-export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+export { PACKAGE_ROOT } from '../package-root';
 
 /** Exit codes: every command returns one of these. */
 export const ExitCode = Object.freeze({ OK: 0, FAILURE: 1, USAGE: 2 } as const);

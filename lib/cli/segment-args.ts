@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MAX_CLASS_LENGTH, MAX_CLASSES, SegmentOptions } from '../model';
-import { TEMPLATE_SETS, TemplateSetName } from '../prompts';
-import { TORCH_MODEL_DEFAULTS, TorchModelOptions } from '../torch-model';
+import { MAX_CLASS_LENGTH, MAX_CLASSES, SegmentOptions } from '../segment/model';
+import { TEMPLATE_SETS, TemplateSetName } from '../segment/prompts';
+import { TORCH_MODEL_DEFAULTS, TorchModelOptions } from '../runtime/torch-model';
 import { parseCommandArgs, PROGRAM, required, UsageError } from './common';
 
 const COMMAND = 'segment';

@@ -6,8 +6,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { SanModel } from '../model';
-import { SegmentResult } from '../segment-result';
+import { SanModel } from '../segment/model';
+import { SegmentResult } from '../segment/result';
 import { CliError, CliIo, ExitCode, firstLine, isArgumentError, isExpectedError, PROGRAM } from './common';
 import { Progress } from './progress';
 import { parseSegmentArgs, SEGMENT_USAGE, SegmentJob } from './segment-args';

@@ -7,9 +7,9 @@
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../model';
-import { checkServeOptions, SERVE_DEFAULTS, ServeOptions, startServer } from '../serve';
-import { TORCH_MODEL_DEFAULTS } from '../torch-model';
+import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../segment/model';
+import { checkServeOptions, SERVE_DEFAULTS, ServeOptions, startServer } from '../serve/server';
+import { TORCH_MODEL_DEFAULTS } from '../runtime/torch-model';
 import { CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
 import { checkDevice } from './segment-args';
 

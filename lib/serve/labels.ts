@@ -4,7 +4,7 @@
  * @module
  */
 import * as is from '../is';
-import { SegmentResult } from '../segment-result';
+import { SegmentResult } from '../segment/result';
 
 /** How the label map is encoded in the answer. */
 export type LabelFormat = 'png' | 'rle';

@@ -3,7 +3,7 @@
  * A model's serving metrics in the Prometheus text exposition format (version 0.0.4), as `GET /metrics` answers.
  * @module
  */
-import { SanModelMetrics } from '../model';
+import { SanModelMetrics } from '../segment/model';
 
 /** The Content-Type of the text format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -5,8 +5,8 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode } from '../../lib/errors';
-import { SanModel, SanModelOptions } from '../../lib/model';
-import { Tensor } from '../../lib/tensor';
+import { SanModel, SanModelOptions } from '../../lib/segment/model';
+import { Tensor } from '../../lib/runtime/tensor';
 import { fixtureTolerance, labelTolerance, onCuda, resolvedTestDevice, testRuntime } from '../helpers/device';
 import { expectLabelsNearArgmax, expectTensorClose, tinyModelDir } from '../native/support';
 

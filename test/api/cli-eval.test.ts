@@ -4,10 +4,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../lib/cli';
+import { main } from '../../lib/cli/main';
 import { EvalSummary } from '../../lib/cli/eval';
-import { evaluate, EvaluationResult } from '../../lib/evaluate';
-import { SanModel } from '../../lib/model';
+import { evaluate, EvaluationResult } from '../../lib/eval/evaluate';
+import { SanModel } from '../../lib/segment/model';
 import { captureIo, lines } from '../helpers/cli-io';
 import { bandLabels, bandsImage, writeLabels } from '../helpers/label-maps';
 import { tinyModelDir } from '../native/support';

@@ -9,8 +9,8 @@ import sharp from 'sharp';
 import { CliIo, UsageError } from '../../lib/cli/common';
 import { parseServeArgs, SERVE_USAGE, serveCommand } from '../../lib/cli/serve';
 import { ErrorCode } from '../../lib/errors';
-import { SAN_MODEL_DEFAULTS } from '../../lib/model';
-import { decodeRle } from '../../lib/serve';
+import { SAN_MODEL_DEFAULTS } from '../../lib/segment/model';
+import { decodeRle } from '../../lib/serve/server';
 import { resolvedTestDevice, testDevice } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
 

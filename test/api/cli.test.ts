@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// san-seg: argument checks through main() in-process, then the compiled CLI (dist/cli.js) run as a child process on
+// san-seg: argument checks through main() in-process, then the compiled CLI (dist/cli/main.js) run as a child process on
 // the tiny model: outputs, class lists, bad images, a missing model and the exporter's own failure.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp, { Sharp } from 'sharp';
-import { main } from '../../lib/cli';
+import { main } from '../../lib/cli/main';
 import { parseExportArgs } from '../../lib/cli/export';
 import { Progress } from '../../lib/cli/progress';
 import { outputStems } from '../../lib/cli/segment';
@@ -16,7 +16,7 @@ import { repoRoot } from '../helpers/paths';
 import { useTempDir } from '../helpers/temp-dir';
 import { tinyModelDir } from '../native/support';
 
-const CLI = path.join(repoRoot, 'dist', 'cli.js');
+const CLI = path.join(repoRoot, 'dist', 'cli', 'main.js');
 const CLASSES = ['sky', 'sea, ocean', 'sand'];
 const { version: PACKAGE_VERSION } = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
   version: string;
@@ -48,7 +48,7 @@ function newestMtime(dir: string): number {
     .reduce((newest, entry) => Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
 }
 
-/** Compiles lib/ to dist/ when dist/cli.js is missing or older than any source. */
+/** Compiles lib/ to dist/ when dist/cli/main.js is missing or older than any source. */
 function ensureCompiled(): void {
   if (fs.existsSync(CLI) && fs.statSync(CLI).mtimeMs >= newestMtime(path.join(repoRoot, 'lib'))) return;
   const tsc = require.resolve('typescript/bin/tsc', { paths: [repoRoot] });
@@ -56,7 +56,7 @@ function ensureCompiled(): void {
     execFileSync(process.execPath, [tsc, '-p', path.join(repoRoot, 'tsconfig.json')], { cwd: repoRoot, stdio: 'pipe' });
   } catch (error) {
     const { stdout } = error as { stdout?: Buffer };
-    throw new Error(`tsc -p . failed, so dist/cli.js cannot be tested:\n${stdout?.toString() ?? String(error)}`);
+    throw new Error(`tsc -p . failed, so dist/cli/main.js cannot be tested:\n${stdout?.toString() ?? String(error)}`);
   }
 }
 

@@ -8,9 +8,9 @@ import sharp from 'sharp';
 import { ErrorCode, SanError } from '../../lib/errors';
 import {
   evaluate, EvaluationPair, ImageCounts, pairFiles, readLabelMap, scoreLabelMaps,
-} from '../../lib/evaluate';
-import { ConfusionMatrix } from '../../lib/metrics';
-import { SanModel } from '../../lib/model';
+} from '../../lib/eval/evaluate';
+import { ConfusionMatrix } from '../../lib/eval/metrics';
+import { SanModel } from '../../lib/segment/model';
 import { bandLabels, bandsImage, writeLabels } from '../helpers/label-maps';
 import { pythonBin } from '../helpers/paths';
 import { useTempDir } from '../helpers/temp-dir';

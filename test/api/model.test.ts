@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { ErrorCode } from '../../lib/errors';
-import { SanModel } from '../../lib/model';
-import { binding } from '../../lib/native';
-import { Tensor } from '../../lib/tensor';
-import { TextEmbeddingCache } from '../../lib/text-cache';
+import { SanModel } from '../../lib/segment/model';
+import { binding } from '../../lib/runtime/native';
+import { Tensor } from '../../lib/runtime/tensor';
+import { TextEmbeddingCache } from '../../lib/segment/text-cache';
 import { fixtureTolerance, labelTolerance, onCuda, testRuntime } from '../helpers/device';
 import { expectLabelsNearArgmax, expectTensorClose, readCases, tinyModelDir } from '../native/support';
 

@@ -7,10 +7,10 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import sharp from 'sharp';
 import { ErrorCode } from '../../lib/errors';
-import { SanModel, SanModelOptions } from '../../lib/model';
+import { SanModel, SanModelOptions } from '../../lib/segment/model';
 import {
   decodeRle, encodeRle, parseMultipart, prometheusText, SanServer, SegmentBody, ServeErrorCode, startServer,
-} from '../../lib/serve';
+} from '../../lib/serve/server';
 import { testRuntime } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // An in-memory CliIo for running san-seg's main() in-process, and what was written to it.
-import type { CliIo } from '../../lib/cli';
+import type { CliIo } from '../../lib/cli/main';
 
 export interface CapturedIo extends CliIo {
   out(): string;

@@ -7,7 +7,7 @@
 //                     float32, since a float16 model casts every floating input by design.
 //
 // scripts/device/run-cuda-suite.sh runs the whole suite with cuda/float32, then cuda/float16.
-import type { ModelDtype } from '../../lib/torch-model';
+import type { ModelDtype } from '../../lib/runtime/torch-model';
 import type { Tolerance } from '../native/support';
 
 const DEVICES = /^(cpu|cuda(:\d{1,2})?)$/;

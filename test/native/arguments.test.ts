@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // How method arguments and results are converted, and when tensor memory is shared or copied.
-import { TorchModel } from '../../lib/torch-model';
-import { Tensor, tensor } from '../../lib/tensor';
+import { TorchModel } from '../../lib/runtime/torch-model';
+import { Tensor, tensor } from '../../lib/runtime/tensor';
 import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 

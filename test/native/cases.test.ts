@@ -4,7 +4,7 @@
 // model's own exported methods, in the test dtype (SAN_TEST_DTYPE) with its tolerance.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelDtype, TorchModel } from '../../lib/torch-model';
+import { ModelDtype, TorchModel } from '../../lib/runtime/torch-model';
 import { fixtureTolerance, labelTolerance, testDevice, testDtype } from '../helpers/device';
 import {
   expectLabelsNearArgmax, expectTensorClose, flattenTensors, moduleFiles, nativeModelsDir, readCases, tinyModelDir,

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Calls run on the model's own thread, in order, with a bounded queue, and the JS thread stays free meanwhile.
 import { ErrorCode, SanError } from '../../lib/errors';
-import { TorchModel } from '../../lib/torch-model';
-import { Tensor, tensor } from '../../lib/tensor';
+import { TorchModel } from '../../lib/runtime/torch-model';
+import { Tensor, tensor } from '../../lib/runtime/tensor';
 import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 

@@ -2,9 +2,9 @@
 // Every failure has its class, stable code and a one-line message, and leaves the model usable.
 import * as path from 'node:path';
 import { ErrorCode, SanError } from '../../lib/errors';
-import { binding } from '../../lib/native';
-import { Argument, TorchModel, TorchModelOptions } from '../../lib/torch-model';
-import { Tensor, tensor } from '../../lib/tensor';
+import { binding } from '../../lib/runtime/native';
+import { Argument, TorchModel, TorchModelOptions } from '../../lib/runtime/torch-model';
+import { Tensor, tensor } from '../../lib/runtime/tensor';
 import { testRuntime } from '../helpers/device';
 import { moduleFiles, nativeModelsDir } from './support';
 

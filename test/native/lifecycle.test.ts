@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Tensor, tensor } from '../../lib/tensor';
-import { TorchModel } from '../../lib/torch-model';
+import { Tensor, tensor } from '../../lib/runtime/tensor';
+import { TorchModel } from '../../lib/runtime/torch-model';
 import { testDevice, testRuntime } from '../helpers/device';
 import { addonPath } from '../helpers/paths';
 import { moduleFiles, nativeModelsDir } from './support';

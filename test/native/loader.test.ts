@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, SanError } from '../../lib/errors';
-import { explainLoadFailure, loadAddon } from '../../lib/native';
+import { explainLoadFailure, loadAddon } from '../../lib/runtime/native';
 import { addonPath } from '../helpers/paths';
 
 const platform = `${process.platform}-${process.arch}`;

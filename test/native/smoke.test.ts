@@ -3,7 +3,7 @@
 // by scripts/setup.sh), so that both build files stay in step with the sources.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadAddon } from '../../lib/native';
+import { loadAddon } from '../../lib/runtime/native';
 import { addonPath } from '../helpers/paths';
 import { expectTensorClose, gypAddonPath, nativeModelsDir, readCases } from './support';
 

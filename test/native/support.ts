@@ -2,8 +2,8 @@
 // Shared by the native tests: where the fixtures are, the reader of `cases.json` files, and the one tolerance check.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Result } from '../../lib/torch-model';
-import { Tensor, TENSOR_TYPES, TensorType } from '../../lib/tensor';
+import { Result } from '../../lib/runtime/torch-model';
+import { Tensor, TENSOR_TYPES, TensorType } from '../../lib/runtime/tensor';
 import { repoRoot, testModelsDir } from '../helpers/paths';
 
 /** Small TorchScript modules written by test/native/make_modules.py (run by scripts/setup.sh). */

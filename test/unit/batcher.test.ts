@@ -1,4 +1,4 @@
-import { BatchInfo, DynamicBatcher } from '../../lib/batcher';
+import { BatchInfo, DynamicBatcher } from '../../lib/segment/batcher';
 import { ErrorCode } from '../../lib/errors';
 import { SanError } from '../../lib/errors';
 

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { SAN_RESIZE_POLICY, classColour, modelScaleSize, readImage, renderOverlay } from '../../lib/image';
+import { SAN_RESIZE_POLICY, classColour, modelScaleSize, readImage, renderOverlay } from '../../lib/segment/image';
 
 const READ = {
   resizeTo: (h: number, w: number): [number, number] => modelScaleSize(h, w, SAN_RESIZE_POLICY),

@@ -1,4 +1,4 @@
-import { ConfusionMatrix } from '../../lib/metrics';
+import { ConfusionMatrix } from '../../lib/eval/metrics';
 
 describe('ConfusionMatrix', () => {
   // 8 pixels, 3 classes; two ignored; class 2 is predicted once but never labelled.

@@ -1,4 +1,4 @@
-import { VILD_TEMPLATES, ensembleTemplates, normalizeRows, promptsFor } from '../../lib/prompts';
+import { VILD_TEMPLATES, ensembleTemplates, normalizeRows, promptsFor } from '../../lib/segment/prompts';
 
 describe('prompt templates', () => {
   test('the vild set has the reference 14 templates', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TextEmbeddingCache, TextCacheScope } from '../../lib/text-cache';
+import { TextEmbeddingCache, TextCacheScope } from '../../lib/segment/text-cache';
 import { useTempDir } from '../helpers/temp-dir';
 
 const scope: TextCacheScope = { modelId: 'model-a', templateKey: 'vild', dim: 2 };

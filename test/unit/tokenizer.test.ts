@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ClipTokenizer, cleanText, fixText } from '../../lib/tokenizer';
+import { ClipTokenizer, cleanText, fixText } from '../../lib/segment/tokenizer';
 import { pythonBin, repoRoot, sharedDir, testModelsDir } from '../helpers/paths';
 
 const clipVocab = path.join(sharedDir, 'reference', 'clip', 'bpe_simple_vocab_16e6.txt.gz');

@@ -9,26 +9,13 @@
  * @module
  */
 import * as os from 'node:os';
-import { nativeError } from './errors';
-import * as is from './is';
+import { nativeError } from '../errors';
+import * as is from '../is';
 import { binding, NativeModel } from './native';
-import { checkTensor, isTensorLike, Tensor } from './tensor';
+import { checkTensor, isTensorLike } from './tensor';
+import type { Argument, ModelDtype, Result } from './values';
 
-/** The dtype a model computes in. */
-export type ModelDtype = 'float32' | 'float16' | 'bfloat16';
-
-/**
- * A method argument: tensors, numbers (integral ones are passed as int, and as float where the method declares
- * one), bigints (int), booleans, strings, null/undefined (None, for Optional parameters) and Arrays of these (as
- * the List or Tuple the method declares).
- */
-export type Argument = Tensor | number | bigint | boolean | string | null | undefined | readonly Argument[];
-
-/**
- * A method's result: tensors, numbers (int and float), booleans, strings, null (None), Arrays (lists and tuples)
- * and plain objects (dicts with str or int keys).
- */
-export type Result = Tensor | number | boolean | string | null | Result[] | { [key: string]: Result };
+export type { Argument, ModelDtype, Result } from './values';
 
 /** Options of {@link TorchModel.load}. */
 export interface TorchModelOptions {

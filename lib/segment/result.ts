@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import { RgbImage, renderOverlay } from './image';
-import { Tensor } from './tensor';
+import { Tensor } from '../runtime/tensor';
 
 /** A label map: row-major [height, width] indices into `classes`, the same `{ type, dims, data }` as a tensor. */
 export interface LabelMap {

@@ -10,20 +10,22 @@
  */
 import { Duplex } from 'node:stream';
 import { DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
-import { ErrorCode, SanError } from './errors';
+import { ErrorCode, SanError } from '../errors';
 import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
-import * as is from './is';
+import * as is from '../is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
-import { binding, CudaMemory } from './native';
+import { binding, CudaMemory } from '../runtime/native';
 import { ensembleTemplates, normalizeRows, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
-import { LabelMap, SegmentResult } from './segment-result';
-import { tensor, Tensor } from './tensor';
+import type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
+export type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
+import { LabelMap, SegmentResult } from './result';
+import { tensor, Tensor } from '../runtime/tensor';
 import { TextEmbeddingCache } from './text-cache';
 import { ServingMetrics, ServingStats } from './serving-stats';
 import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
 import { TextCacheStats } from './text-cache';
 import { ClipTokenizer } from './tokenizer';
-import { Result, TorchModel, TorchModelOptions } from './torch-model';
+import { Result, TorchModel, TorchModelOptions } from '../runtime/torch-model';
 
 /** Options of {@link SanModel.load}, besides the runtime's (device, dtype, threads, queueLimit). */
 export interface SanModelOptions extends TorchModelOptions {
@@ -47,40 +49,6 @@ export interface SanModelOptions extends TorchModelOptions {
   onBatch?: (info: { size: number; runMs: number; queuedMs: number[] }) => void;
 }
 
-/** The prompt templates: a set's name or a list of templates, each with a `{}` where the class name goes. */
-export type Templates = TemplateSetName | readonly string[];
-
-/**
- * How a class name with commas ("person, someone") is prompted: `'whole'` puts the whole string in each template,
- * as SAN's reference does; `'average'` prompts each synonym alone and averages their embeddings.
- */
-export type Synonyms = 'whole' | 'average';
-
-/** Options of {@link SanModel.segment}. */
-export interface SegmentOptions {
-  /** The vocabulary: 1 to 4096 class names in plain words; a name may list synonyms ("person, someone"). */
-  classes: readonly string[];
-  /** Prompt templates. @defaultValue the manifest's set (`'vild'`, 14 templates) */
-  templates?: Templates;
-  /** How names with commas are prompted. @defaultValue `'whole'` */
-  synonyms?: Synonyms;
-  /**
-   * Resize the image under the manifest's policy (short side 640, long side at most 2560, bilinear); `false` when
-   * the input is already at model scale. @defaultValue `true`
-   */
-  resize?: boolean;
-  /** [height, width] of the returned maps, each 1 to 16384. @defaultValue the input's own size */
-  outputSize?: readonly [number, number];
-  /** Return per-class scores, float32 [C, height, width]. @defaultValue `false` */
-  scores?: boolean;
-  /** Return the mask proposals (mask logits and per-mask class probabilities). @defaultValue `false` */
-  proposals?: boolean;
-  /** Cancels the request while it waits for its batch; a running batch finishes and the result is dropped. */
-  signal?: AbortSignal;
-  /** Rejects with ERR_SAN_TIMEOUT when no answer came within this many milliseconds. @defaultValue none */
-  timeoutMs?: number;
-}
-
 /** Everything `metrics()` reports. */
 export interface SanModelMetrics extends ServingMetrics {
   /** Requests waiting for a batch, and calls queued in the runtime (batches and text encodings). */
@@ -92,14 +60,6 @@ export interface SanModelMetrics extends ServingMetrics {
    * counts it (shared by every model on that GPU), or on the CPU `{ unavailable: reason }`, never a made-up figure.
    */
   memory: { device: string; rssBytes: number; deviceMemory: CudaMemory };
-}
-
-/** Options of {@link SanModel.encodeText}. */
-export interface EncodeTextOptions {
-  /** Prompt templates. @defaultValue the manifest's set */
-  templates?: Templates;
-  /** How names with commas are prompted. @defaultValue `'whole'` */
-  synonyms?: Synonyms;
 }
 
 /** Defaults of every option that has one. */

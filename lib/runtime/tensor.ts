@@ -20,8 +20,8 @@
  * it settles. Outputs own their memory (LibTorch's, released when the output is garbage-collected).
  * @module
  */
-import { ErrorCode, withCode } from './errors';
-import * as is from './is';
+import { ErrorCode, withCode } from '../errors';
+import * as is from '../is';
 
 /** The TypedArray class for each tensor type. */
 export const TENSOR_TYPES = Object.freeze({

@@ -12,8 +12,8 @@
  * its item's index. It uses only Node built-ins.
  * @module
  */
-import { ErrorCode, SanError } from './errors';
-import * as is from './is';
+import { ErrorCode, SanError } from '../errors';
+import * as is from '../is';
 
 /** What {@link DynamicBatcher.submit} does when `maxQueue` items are already queued. */
 export type OnFull = 'reject' | 'wait';

@@ -14,10 +14,11 @@ import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { ConfusionMatrix } from './metrics';
-import { SanModel } from './model';
+import { ConfusionMatrix } from '../eval/metrics';
+import { PACKAGE_ROOT } from '../package-root';
+import { SanModel } from '../segment/model';
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = PACKAGE_ROOT;
 const OUT = path.join(ROOT, 'out');
 const DEFAULT_MODEL = path.join(ROOT, 'models', 'default');
 const PROCEDURAL_SCENE = path.join(ROOT, 'assets', 'procedural-scene.png');
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   const cliOut = path.join(OUT, 'cli');
   console.log(`CLI: san-seg segment ${path.relative(ROOT, sample.image)} --model ${path.relative(ROOT, dir) || '.'} ` +
     `-o ${path.relative(ROOT, cliOut)}`);
-  execFileSync(process.execPath, [path.join(__dirname, 'cli.js'), 'segment', sample.image, '--model', dir,
+  execFileSync(process.execPath, [path.join(__dirname, 'main.js'), 'segment', sample.image, '--model', dir,
     '--classes', sample.classes.join(';'), '-o', cliOut], { stdio: 'inherit' });
 }
 

@@ -2,7 +2,7 @@
 /**
  * `npm run loadtest`: a bounded load test of `san-seg serve` on loopback. Not part of `npm test`.
  *
- * It starts `san-seg serve` (dist/cli.js) on a free port as a child process, so that the clients do not share its
+ * It starts `san-seg serve` (dist/cli/main.js) on a free port as a child process, so that the clients do not share its
  * event loop. Then:
  * 1. `--clients` clients each POST their own generated PNG, one request after another on a keep-alive connection,
  *    for `--seconds`; every request still out at the deadline is awaited.
@@ -28,17 +28,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { decodeRle, LabelsBody } from './serve';
+import { PACKAGE_ROOT } from '../package-root';
+import { decodeRle, LabelsBody } from './server';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(__dirname, 'cli.js');
+const ROOT = PACKAGE_ROOT;
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const TINY = path.join(ROOT, process.env.SAN_TEST_MODELS ?? path.join('build', 'test-models'), 'tiny');
 const REPORT = path.join(ROOT, 'docs', 'benchmarks.md');
 const CLASSES = 'sky;sea;sand;boat';
 /** Time allowed beyond `--seconds` for start-up, the last answers and the drain. */
 const GRACE_MS = 120_000;
 /** `npm run bench`'s writer of one marked region of docs/benchmarks.md, leaving the other tools' regions alone. */
-const { writeRegion } = require('../bench/report') as {
+const { writeRegion } = require(path.join(PACKAGE_ROOT, 'bench', 'report')) as {
   writeRegion: (file: string, name: string, markdown: string) => void;
 };
 

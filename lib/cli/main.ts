@@ -10,13 +10,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   CliIo, ExitCode, firstLine, isArgumentError, isExpectedError, PACKAGE_ROOT, PROGRAM, UsageError,
-} from './cli/common';
-import { evalCommand } from './cli/eval';
-import { exportCommand } from './cli/export';
-import { segmentCommand } from './cli/segment';
-import { serveCommand } from './cli/serve';
+} from './common';
+import { evalCommand } from './eval';
+import { exportCommand } from './export';
+import { segmentCommand } from './segment';
+import { serveCommand } from './serve';
 
-export type { CliIo } from './cli/common';
+export type { CliIo } from './common';
 
 const COMMANDS: Readonly<Record<string, (args: string[], io: CliIo) => Promise<number>>> = Object.freeze({
   segment: segmentCommand,

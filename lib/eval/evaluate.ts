@@ -14,11 +14,11 @@
 import { Dirent, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import sharp, { Metadata, OutputInfo } from 'sharp';
-import { ErrorCode, SanError, withCode } from './errors';
-import * as is from './is';
+import { ErrorCode, SanError, withCode } from '../errors';
+import * as is from '../is';
 import { ConfusionMatrix, LabelArray, SegmentationMetrics } from './metrics';
-import type { SanModel, SegmentOptions } from './model';
-import type { SegmentResult } from './segment-result';
+import type { SanModel, SegmentOptions } from '../segment/model';
+import type { SegmentResult } from '../segment/result';
 
 /** An image file and its label map file. */
 export interface EvaluationPair {

@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isNativeError } from 'node:util/types';
-import { ErrorCode, SanError } from './errors';
-import type { Argument, ModelDtype, Result } from './torch-model';
+import { ErrorCode, SanError } from '../errors';
+import { PACKAGE_ROOT } from '../package-root';
+import type { Argument, ModelDtype, Result } from './values';
 
 /** Options of `new NativeModel()`, complete and checked by TorchModel. @ignore */
 export interface NativeModelOptions {
@@ -89,7 +90,7 @@ export interface Binding {
 }
 
 /** The package folder (the parent of lib/ and dist/). */
-const packageRoot = path.resolve(__dirname, '..');
+const packageRoot = PACKAGE_ROOT;
 
 /** Where the addon is loaded from: `SAN_ADDON` (relative to the package) or cmake-js's output. */
 export function addonPath(): string {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ErrorCode, SanError } from './errors';
+import { ErrorCode, SanError } from '../errors';
 
 /** The manifest version this runtime reads. */
 export const MANIFEST_FORMAT_VERSION = 1;

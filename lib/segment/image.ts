@@ -2,9 +2,9 @@
  * Images in and out through sharp: decoding at model scale, and rendering a label map as a coloured overlay.
  */
 import sharp, { Metadata, Sharp } from 'sharp';
-import { ErrorCode, SanError } from './errors';
-import * as is from './is';
-import { checkTensor, isTensorLike, Tensor } from './tensor';
+import { ErrorCode, SanError } from '../errors';
+import * as is from '../is';
+import { checkTensor, isTensorLike, Tensor } from '../runtime/tensor';
 
 /** How SAN sizes an image before the network (detectron2's ResizeShortestEdge at test time). */
 export interface ResizePolicy {

@@ -9,9 +9,14 @@
  */
 import { Duplex } from 'node:stream';
 import type { ImageInput } from './image';
-import * as is from './is';
-import type { SanModel, SegmentOptions } from './model';
-import type { SegmentResult } from './segment-result';
+import * as is from '../is';
+import type { SegmentOptions } from './options';
+import type { SegmentResult } from './result';
+
+/** What the stream drives: `SanModel`, or anything that segments one input at a time. */
+export interface Segmenter {
+  segment(input: ImageInput, options: SegmentOptions): Promise<SegmentResult>;
+}
 
 /** Options of `segmentMany` and `segmentStream`: those of `segment`, plus how many images are in flight. */
 export interface SegmentManyOptions extends SegmentOptions {
@@ -45,7 +50,7 @@ function checkConcurrency(options: SegmentManyOptions): number {
  * Segments every input with the same options, at most `concurrency` at a time, yielding in input order.
  * @throws TypeError or RangeError at the first `next()` for bad options; errors of the input iterable itself.
  */
-export async function* segmentMany(model: SanModel, inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>,
+export async function* segmentMany(model: Segmenter, inputs: Iterable<ImageInput> | AsyncIterable<ImageInput>,
   options: SegmentManyOptions): AsyncGenerator<SegmentManyItem> {
   const concurrency = checkConcurrency(options);
   const { concurrency: _, ...segmentOptions } = options;
@@ -72,7 +77,7 @@ export async function* segmentMany(model: SanModel, inputs: Iterable<ImageInput>
 }
 
 /** An object-mode Duplex: image inputs in, {@link SegmentManyItem}s out in the same order, with back-pressure. */
-export function segmentStream(model: SanModel, options: SegmentManyOptions): Duplex {
+export function segmentStream(model: Segmenter, options: SegmentManyOptions): Duplex {
   const concurrency = checkConcurrency(options);
   return Duplex.from(async function* transform(source: AsyncIterable<ImageInput>) {
     yield* segmentMany(model, source, { ...options, concurrency });

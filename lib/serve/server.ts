@@ -11,21 +11,21 @@
  */
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
-import { ErrorCode } from './errors';
-import * as is from './is';
-import { SanModel } from './model';
-import { ClientGone, HttpError, badRequest, ServeErrorCode } from './serve/http-error';
-import { labelsBody, LabelsBody } from './serve/labels';
-import { PROMETHEUS_CONTENT_TYPE, prometheusText } from './serve/prometheus';
-import { readSegmentRequest } from './serve/request';
+import { ErrorCode } from '../errors';
+import * as is from '../is';
+import { SanModel } from '../segment/model';
+import { ClientGone, HttpError, badRequest, ServeErrorCode } from './http-error';
+import { labelsBody, LabelsBody } from './labels';
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from './prometheus';
+import { readSegmentRequest } from './request';
 
-export { ServeErrorCode } from './serve/http-error';
-export { decodeRle, encodeRle } from './serve/labels';
-export type { LabelFormat, LabelsBody } from './serve/labels';
-export { parseMultipart } from './serve/multipart';
-export type { MultipartPart } from './serve/multipart';
-export { prometheusText } from './serve/prometheus';
-export type { HttpCounters } from './serve/prometheus';
+export { ServeErrorCode } from './http-error';
+export { decodeRle, encodeRle } from './labels';
+export type { LabelFormat, LabelsBody } from './labels';
+export { parseMultipart } from './multipart';
+export type { MultipartPart } from './multipart';
+export { prometheusText } from './prometheus';
+export type { HttpCounters } from './prometheus';
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
