@@ -36,6 +36,11 @@ export const ErrorCode = Object.freeze({
   TIMEOUT: 'ERR_SAN_TIMEOUT',
   /** The native addon could not be loaded (see the message's "Possible solutions"). */
   ADDON_LOAD: 'ERR_SAN_ADDON_LOAD',
+  /**
+   * A request would need more than a budget allows, judged before any work is done: output pixels, the memory
+   * estimated for its maps, prompts to encode. The message names the limit and the option that sets it.
+   */
+  TOO_LARGE: 'ERR_SAN_TOO_LARGE',
 } as const);
 
 export type SanErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
