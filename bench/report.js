@@ -295,7 +295,7 @@ function render(results) {
 
 function methodNotes(classSource, models) {
   return [
-    '* Models: `tiny` is the test model (`build/test-models/tiny`, seeded random weights; its resize policy brings '
+    '* Models: `tiny` is the test model (`test-models/tiny`, seeded random weights; its resize policy brings '
       + 'the 640×640 input to 64×64). `ViT-B/16` is the full SAN ViT-B/16 (CLIP ViT-B/16 with the side adapter) with '
       + 'seeded random weights, written by `bench/make_random_model.py` through the project\'s own '
       + '`models.export.write_model_dir` into `build/bench-models/vit_b_16`, never downloaded.',

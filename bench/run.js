@@ -32,7 +32,7 @@ const report = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
 const PYTHON = process.env.SAN_PYTHON ?? '/usr/bin/python3';
-const TINY_DIR = path.resolve(ROOT, process.env.SAN_TEST_MODELS ?? 'build/test-models', 'tiny');
+const TINY_DIR = path.resolve(ROOT, process.env.SAN_TEST_MODELS ?? 'test-models', 'tiny');
 const BENCH_MODELS = path.join(ROOT, 'build', 'bench-models');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
 const ADE150 = path.resolve(ROOT, '..', 'shared', 'reference', 'classes', 'ade150.txt');

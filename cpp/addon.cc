@@ -14,7 +14,7 @@ namespace san {
 
 namespace {
 
-// versions() -> { libtorch, build: 'cpu' | 'cuda', cuda: runtime version or null, cxx11Abi, napi }
+// versions() -> { libtorch, build: 'cpu' | 'cuda', cuda: runtime version or null, cxx11Abi, napi, builder }
 Napi::Value Versions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object versions = Napi::Object::New(env);
@@ -28,6 +28,7 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   versions.Set("cxx11Abi", Napi::Boolean::New(env, false));  // not libstdc++
 #endif
   versions.Set("napi", NAPI_VERSION);
+  versions.Set("builder", SAN_BUILDER);  // defined by binding.gyp
   return versions;
 }
 

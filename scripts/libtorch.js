@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
-// The one place that finds LibTorch: CMakeLists.txt, binding.gyp, scripts/setup.sh and lib/native.ts (for its
-// load-failure hints) all ask this file, so the two builds and the loader never disagree.
+// The one place that finds LibTorch: binding.gyp, scripts/install.js (the package's install script) and
+// lib/runtime/native.ts (for its load-failure hints) all ask this file, so the build and the loader never disagree.
 //
 //   node scripts/libtorch.js              # everything, as JSON
 //   node scripts/libtorch.js <field>      # one field; arrays are printed space-separated (for gyp's <!@(...))
@@ -11,6 +11,9 @@
 //      share/cmake/Torch/).
 //   2. Torch_DIR: the folder holding TorchConfig.cmake, as CMake's find_package(Torch) takes it.
 //   3. Debian's libtorch-dev: /usr/lib/<multiarch>/cmake/Torch, headers in /usr/include.
+// For a CUDA LibTorch it also looks for the CUDA runtime's headers (cuda_runtime_api.h), which reading LibTorch's
+// CUDA caching allocator needs: CUDA_HOME or CUDA_PATH, /usr/local/cuda, or the nvidia-cuda-runtime wheel that a
+// pip torch package sits beside.
 'use strict';
 
 const fs = require('node:fs');
@@ -22,7 +25,7 @@ const DEBIAN_MULTIARCH = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }
 function locate(env = process.env) {
   if (env.LIBTORCH_DIR) {
     const root = path.resolve(env.LIBTORCH_DIR);
-    return layout('LIBTORCH_DIR', path.join(root, 'share', 'cmake', 'Torch'), path.join(root, 'include'),
+    return layout(env, 'LIBTORCH_DIR', path.join(root, 'share', 'cmake', 'Torch'), path.join(root, 'include'),
       path.join(root, 'lib'));
   }
   if (env.Torch_DIR) {
@@ -30,14 +33,14 @@ function locate(env = process.env) {
     // <prefix>/share/cmake/Torch in a libtorch zip, <prefix>/lib/<multiarch>/cmake/Torch on Debian.
     const prefix = path.resolve(cmakeDir, '..', '..', '..');
     const zipLayout = fs.existsSync(path.join(prefix, 'include', 'torch'));
-    return layout('Torch_DIR', cmakeDir, zipLayout ? path.join(prefix, 'include') : '/usr/include',
+    return layout(env, 'Torch_DIR', cmakeDir, zipLayout ? path.join(prefix, 'include') : '/usr/include',
       zipLayout ? path.join(prefix, 'lib') : path.resolve(cmakeDir, '..', '..'));
   }
   const libDir = path.join('/usr/lib', DEBIAN_MULTIARCH[process.arch] || `${process.arch}-linux-gnu`);
-  return layout('Debian libtorch-dev', path.join(libDir, 'cmake', 'Torch'), '/usr/include', libDir);
+  return layout(env, 'Debian libtorch-dev', path.join(libDir, 'cmake', 'Torch'), '/usr/include', libDir);
 }
 
-function layout(source, cmakeDir, includeDir, libDir) {
+function layout(env, source, cmakeDir, includeDir, libDir) {
   const found = {
     source,
     cmakeDir,
@@ -60,11 +63,25 @@ function layout(source, cmakeDir, includeDir, libDir) {
     ...found,
     version: readVersion(cmakeDir),
     cuda,
+    cudaIncludeDirs: cuda ? cudaIncludeDirs(env, libDir) : [],
     cxx11Abi: readCxx11Abi(cmakeDir),
     // Linker flags. torch_cuda and c10_cuda must be linked with --no-as-needed: nothing in the addon calls them, yet
     // loading them is what registers LibTorch's CUDA kernels and hooks.
     libraries: ['torch', 'torch_cpu', 'c10', ...(cuda ? ['torch_cuda', 'c10_cuda'] : [])].map((name) => `-l${name}`),
   };
+}
+
+// The first folder holding cuda_runtime_api.h; none is not an error (the addon then reports no allocator figures).
+function cudaIncludeDirs(env, libDir) {
+  const candidates = [
+    env.CUDA_HOME && path.join(env.CUDA_HOME, 'include'),
+    env.CUDA_PATH && path.join(env.CUDA_PATH, 'include'),
+    '/usr/local/cuda/include',
+    // A pip torch package: <site-packages>/torch/lib, the runtime's headers in <site-packages>/nvidia/cuda_runtime.
+    path.resolve(libDir, '..', '..', 'nvidia', 'cuda_runtime', 'include'),
+  ].filter(Boolean);
+  const found = candidates.find((dir) => fs.existsSync(path.join(dir, 'cuda_runtime_api.h')));
+  return found ? [found] : [];
 }
 
 function libFile(name) {

@@ -10,20 +10,12 @@ source scripts/env.sh
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# stale TARGET SOURCE... : true when TARGET is missing or any SOURCE file (searched recursively) is newer.
-stale() {
-  local target=$1; shift
-  [ -e "$target" ] || return 0
-  local newer
-  newer=$(find "$@" -type f -newer "$target" -not -path '*/__pycache__/*' -print -quit 2>/dev/null)
-  [ -n "$newer" ]
-}
-
 # --- Debian packages --------------------------------------------------------------------------------------------
-# libtorch-dev: LibTorch 1.13 headers and libraries the addon links against. python3-torch: the exporter and the
-# Python tests (run by /usr/bin/python3). libopenblas0-pthread: without it Debian's reference BLAS makes every
-# matrix product ~30x slower. libopenblas0-openmp: the OpenBLAS scripts/build-default-model.sh trains with.
-APT_PACKAGES=(g++ make cmake libtorch-dev python3-torch python3-pytest python3-regex
+# g++, make: node-gyp's build (node-gyp itself comes with npm and runs gyp on python3). libtorch-dev: LibTorch 1.13
+# headers and libraries the addon links against. python3-torch: the exporter and the Python tests (run by
+# /usr/bin/python3). libopenblas0-pthread: without it Debian's reference BLAS makes every matrix product ~30x slower.
+# libopenblas0-openmp: the OpenBLAS scripts/build-default-model.sh trains with.
+APT_PACKAGES=(g++ make libtorch-dev python3-torch python3-pytest python3-regex
   libopenblas0-pthread libopenblas0-openmp python3-scipy python3-pil)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -62,29 +54,10 @@ if stale node_modules/.package-lock.json package-lock.json; then
   npm ci --no-audit --no-fund
 fi
 
-# --- native addon -----------------------------------------------------------------------------------------------
-# cmake-js builds what lib/ loads. node-gyp builds the same sources again in build-gyp/ (its own staging folder, so
-# that cmake-js's build/ is left alone) for test/native/smoke.test.ts; SAN_SKIP_GYP=1 skips that second build.
-if compgen -G 'cpp/*.cc' >/dev/null; then
-  if stale "$SAN_ADDON" cpp CMakeLists.txt scripts/libtorch.js package-lock.json; then
-    say "building the native addon (cmake-js, LibTorch $(scripts/libtorch.js version 2>/dev/null || echo '?'))"
-    npm run --silent build:addon
-  fi
-  if [ -z "${SAN_SKIP_GYP:-}" ] && stale build-gyp/build/Release/san_node.node cpp binding.gyp scripts/libtorch.js \
-      package-lock.json; then
-    say "building the native addon with node-gyp too (build-gyp/, log in build-gyp/build.log)"
-    mkdir -p build-gyp
-    npm run --silent build:gyp >build-gyp/build.log 2>&1 || { tail -n 40 build-gyp/build.log; exit 1; }
-  fi
-fi
-
-# --- TypeScript -------------------------------------------------------------------------------------------------
-if compgen -G 'lib/*.ts' >/dev/null && stale dist/.built lib tsconfig.json; then
-  say "compiling TypeScript"
-  rm -rf dist
-  npx tsc -p tsconfig.json
-  touch dist/.built
-fi
+# --- native addon and dist/ ----------------------------------------------------------------------------------
+# The addon is built by node-gyp through scripts/install.js, the package's own install script (which `npm ci` also
+# runs); test/native/smoke.test.ts asserts that the binary the tests load came from it.
+bash scripts/build.sh
 
 # --- test models ------------------------------------------------------------------------------------------------
 # Seeded random exports made by the project's own exporter; tests and the demo load them.

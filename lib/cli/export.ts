@@ -13,6 +13,8 @@ const COMMAND = 'export';
 /** Debian's Python, the one with python3-torch; scripts/env.sh has the same default. */
 const DEFAULT_PYTHON = '/usr/bin/python3';
 const VARIANTS = ['auto', 'vit_b_16', 'vit_l_14_336'];
+/** CLIP's BPE merges as OpenAI released them (MIT), shipped in the package: assets/clip/README.md. */
+export const CLIP_VOCAB = path.join(PACKAGE_ROOT, 'assets', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
 
 const FLAGS = {
   checkpoint: { type: 'string' },
@@ -32,8 +34,8 @@ Options:
   --checkpoint FILE    official SAN weights, e.g. san_vit_b_16.pth (required)
   -o, --out DIR        model folder to write, created if missing (required)
   --variant NAME       ${VARIANTS.join(', ')} (default: auto, recognised from the weights)
-  --vocab FILE         CLIP's BPE merges, bpe_simple_vocab_16e6.txt.gz
-                       (default: ../shared/reference/clip/ beside the package, when there)
+  --vocab FILE         CLIP's BPE merges (default: the package's copy of CLIP's
+                       bpe_simple_vocab_16e6.txt.gz, in assets/clip/)
   -h, --help           show this help
 
 Exit status: the exporter's (0 when the folder was written and checked), 2 for bad arguments.
@@ -73,8 +75,8 @@ export function parseExportArgs(args: string[], env: NodeJS.ProcessEnv = process
     '--checkpoint', path.resolve(required(values.checkpoint, '--checkpoint', COMMAND)),
     '--out', path.resolve(required(values.out, '-o/--out', COMMAND)),
     '--variant', variant,
+    '--vocab', values.vocab === undefined ? CLIP_VOCAB : path.resolve(values.vocab),
   ];
-  if (values.vocab !== undefined) exporterArgs.push('--vocab', path.resolve(values.vocab));
   return { python: env.SAN_PYTHON || DEFAULT_PYTHON, args: exporterArgs };
 }
 

@@ -21,7 +21,7 @@ const path = require('node:path');
 const { SanModel, TorchModel } = require('../../dist');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const TINY = path.resolve(ROOT, process.env.SAN_TEST_MODELS ?? 'build/test-models', 'tiny');
+const TINY = path.resolve(ROOT, process.env.SAN_TEST_MODELS ?? 'test-models', 'tiny');
 const BENCH_MODELS = path.join(ROOT, 'build', 'bench-models');
 const DTYPES = ['float32', 'float16', 'bfloat16'];
 const TYPED = { float32: Float32Array, float64: Float64Array, int64: BigInt64Array, uint8: Uint8Array };

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Writes the small TorchScript modules that test the native addon, plus their reference outputs.
 
-    /usr/bin/python3 test/native/make_modules.py --out build/test-models/native
+    /usr/bin/python3 test/native/make_modules.py --out test-models/native
 
 Everything is seeded and takes a few seconds. `cases.json` has the same form as the SAN exporter's
 `reference/cases.json` (one entry per call: module, method, input and output tensors as raw little-endian `.bin`
