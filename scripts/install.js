@@ -7,7 +7,9 @@
 //   2. otherwise a build from source with node-gyp (npm ships it), into build/Release, where the loader looks first;
 //   3. otherwise it says what is missing and the exact command that fixes it, and fails.
 //
-//   node scripts/install.js [--build-from-source]   (also npm_config_build_from_source=true, as with sharp)
+//   node scripts/install.js [--build-from-source]
+//   SAN_BUILD_FROM_SOURCE=1 npm rebuild san-node      the same from an app (npm's --build-from-source, as sharp
+//                                                    takes it, works too)
 'use strict';
 
 const { spawnSync } = require('node:child_process');
@@ -181,7 +183,7 @@ function installFromSource(libtorch) {
 }
 
 function main() {
-  const fromSource = process.argv.includes('--build-from-source') ||
+  const fromSource = process.argv.includes('--build-from-source') || Boolean(process.env.SAN_BUILD_FROM_SOURCE) ||
     process.env.npm_config_build_from_source === 'true';
   const libtorch = locate();
   if (!fromSource) {

@@ -12,8 +12,8 @@
 //   2. Torch_DIR: the folder holding TorchConfig.cmake, as CMake's find_package(Torch) takes it.
 //   3. Debian's libtorch-dev: /usr/lib/<multiarch>/cmake/Torch, headers in /usr/include.
 // For a CUDA LibTorch it also looks for the CUDA runtime's headers (cuda_runtime_api.h), which reading LibTorch's
-// CUDA caching allocator needs: CUDA_HOME or CUDA_PATH, /usr/local/cuda, or the nvidia-cuda-runtime wheel that a
-// pip torch package sits beside.
+// CUDA caching allocator needs: CUDA_HOME or CUDA_PATH, the nvidia-cuda-runtime wheel that a pip torch package sits
+// beside, or /usr/local/cuda.
 'use strict';
 
 const fs = require('node:fs');
@@ -76,9 +76,9 @@ function cudaIncludeDirs(env, libDir) {
   const candidates = [
     env.CUDA_HOME && path.join(env.CUDA_HOME, 'include'),
     env.CUDA_PATH && path.join(env.CUDA_PATH, 'include'),
-    '/usr/local/cuda/include',
     // A pip torch package: <site-packages>/torch/lib, the runtime's headers in <site-packages>/nvidia/cuda_runtime.
     path.resolve(libDir, '..', '..', 'nvidia', 'cuda_runtime', 'include'),
+    '/usr/local/cuda/include',
   ].filter(Boolean);
   const found = candidates.find((dir) => fs.existsSync(path.join(dir, 'cuda_runtime_api.h')));
   return found ? [found] : [];

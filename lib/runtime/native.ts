@@ -58,6 +58,8 @@ export interface Versions {
   cxx11Abi: boolean;
   /** Node-API version the addon targets. */
   napi: number;
+  /** The tool that built the addon (compiled in by binding.gyp): `'node-gyp'`, the package's one builder. */
+  builder: string;
 }
 
 /** One GPU's memory as LibTorch's caching allocator counts it, or why it cannot be read. */
@@ -91,10 +93,21 @@ export interface Binding {
 
 /** The package folder (the parent of lib/ and dist/). */
 const packageRoot = PACKAGE_ROOT;
+/** node-gyp-build's resolver: the package's build/Release/*.node, else its prebuilds/<platform>-<arch>/ match. */
+const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
 
-/** Where the addon is loaded from: `SAN_ADDON` (relative to the package) or cmake-js's output. */
+/**
+ * Where the addon is loaded from: `SAN_ADDON` (relative to the package, or absolute) when set; else what
+ * node-gyp-build picks, a binary built on this machine (build/Release, by scripts/install.js) before the prebuilt one
+ * shipped in prebuilds/linux-x64/; else where a build would put it, so that the load failure says it is not built.
+ */
 export function addonPath(): string {
-  return path.resolve(packageRoot, process.env.SAN_ADDON ?? path.join('build', 'Release', 'san_node.node'));
+  if (process.env.SAN_ADDON) return path.resolve(packageRoot, process.env.SAN_ADDON);
+  try {
+    return nodeGypBuild.path(packageRoot);
+  } catch {
+    return path.join(packageRoot, 'build', 'Release', 'san_node.node');
+  }
 }
 
 let loaded: Binding | undefined;
@@ -135,7 +148,13 @@ function locateLibTorch(): LibTorchLayout | undefined {
   }
 }
 
-const DOCS = 'docs/install.md';
+/** The page every hint links to, as a path into the installed package (which ships docs/). */
+const DOCS = path.join(packageRoot, 'docs', 'install.md');
+/** What rebuilds the addon in an app: npm runs the package's install script (scripts/install.js) again. */
+const REBUILD = 'npm rebuild san-node --foreground-scripts';
+/** The same, but never the prebuilt binary: for the failures that a binary built elsewhere can cause. */
+const REBUILD_FROM_SOURCE = `SAN_BUILD_FROM_SOURCE=1 ${REBUILD}`;
+const IN_CHECKOUT = '(in a git checkout of san-node: npm run build:addon)';
 const CUDA_LIBRARIES = ['cuda', 'cudart', 'cublas\\w*', 'cudnn\\w*', 'nvrtc\\w*', 'nvToolsExt', 'cufft', 'curand',
   'cusparse', 'cusolver', 'nccl', 'torch_cuda', 'c10_cuda'].join('|');
 const CUDA_LIBRARY = new RegExp(`lib(${CUDA_LIBRARIES})[.\\w-]*\\.so`);
@@ -149,27 +168,31 @@ export function explainLoadFailure(file: string, error: unknown): string {
   const symbolVersion = /(GLIBCXX|CXXABI)_[\d.]+/.exec(message);
 
   if (!fs.existsSync(file)) {
-    hints.push('The addon is not built. Build it with cmake-js: npm run build:addon (or node-gyp: npm run ' +
-      `build:gyp). ${DOCS}#building-from-source`);
+    hints.push('The addon is not built, and no prebuilt one fits (was the install run with --ignore-scripts?). ' +
+      `Run the package's install script, which uses the prebuilt addon or builds it with node-gyp: ${REBUILD} ` +
+      `${IN_CHECKOUT}. ${DOCS}#building-from-source`);
   } else if (/lib(torch|torch_cpu|c10)\.so[^:]*: cannot open shared object file/.test(message)) {
     hints.push(`LibTorch's libraries are not on the library path. Install Debian's: apt-get install libtorch-dev; ` +
       `or, for a LibTorch unpacked elsewhere: export LD_LIBRARY_PATH=${libDir}:$LD_LIBRARY_PATH. ` +
       `${DOCS}#libtorch-libraries-not-found`);
   } else if (CUDA_LIBRARY.test(message)) {
     hints.push('A CUDA library of the CUDA LibTorch is missing. Install the CUDA runtime it was built for, or put ' +
-      'its lib folder on LD_LIBRARY_PATH; or rebuild against a CPU-only LibTorch: unset LIBTORCH_DIR && npm run ' +
-      `build:addon. ${DOCS}#cuda-libraries-not-found`);
+      'its lib folder on LD_LIBRARY_PATH; or rebuild against a CPU-only LibTorch: unset LIBTORCH_DIR && ' +
+      `${REBUILD_FROM_SOURCE}. ${DOCS}#cuda-libraries-not-found`);
   } else if (symbolVersion) {
     hints.push(`This system's libstdc++ lacks ${symbolVersion[0]}, which the addon or LibTorch was built with. ` +
-      `Rebuild on this machine: npm run build:addon. ${DOCS}#glibcxx-or-cxxabi-not-found`);
+      `Rebuild on this machine: ${REBUILD_FROM_SOURCE}. ${DOCS}#glibcxx-or-cxxabi-not-found`);
   } else if (/undefined symbol/.test(message)) {
     hints.push('The addon was built against another LibTorch than the one being loaded' +
-      `${libtorch?.version ? ` (${libtorch.version} from ${libDir})` : ''}. Rebuild: npm run build:addon. ` +
+      `${libtorch?.version ? ` (${libtorch.version} from ${libDir})` : ''}. Rebuild: ${REBUILD_FROM_SOURCE}. ` +
       `${DOCS}#undefined-symbol`);
   } else {
-    hints.push(`Rebuild the addon: npm run build:addon. ${DOCS}#building-from-source`);
+    hints.push(`Rebuild the addon: ${REBUILD_FROM_SOURCE} ${IN_CHECKOUT}. ${DOCS}#building-from-source`);
   }
-  if (libtorch?.error) hints.push(`${libtorch.error}. Set LIBTORCH_DIR or Torch_DIR. ${DOCS}#libtorch`);
+  if (libtorch?.error) {
+    hints.push(`${libtorch.error}. Set LIBTORCH_DIR or Torch_DIR, or unset both and apt-get install libtorch-dev. ` +
+      `${DOCS}#libtorch`);
+  }
 
   return [
     `Could not load the san-node native addon on ${process.platform}-${process.arch} ` +

@@ -12,6 +12,7 @@ interface Layout {
   libDir: string;
   version?: string;
   cuda?: boolean;
+  cudaIncludeDirs?: string[];
   cxx11Abi?: number;
   libraries?: string[];
   error?: string;
@@ -25,10 +26,10 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 /** An unpacked libtorch zip: include/, lib/, share/cmake/Torch/. */
-function fakeZip({ cuda, abi }: { cuda: boolean; abi: 0 | 1 }): void {
+function fakeZip({ cuda, abi }: { cuda: boolean; abi: 0 | 1 }, dir = root): void {
   const write = (file: string, text = ''): void => {
-    fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-    fs.writeFileSync(path.join(root, file), text);
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), text);
   };
   write('include/torch/script.h');
   write('lib/libtorch.so');
@@ -46,9 +47,26 @@ test('LIBTORCH_DIR with a CUDA, pre-cxx11 ABI zip: links torch_cuda and c10_cuda
     libDir: path.join(root, 'lib'),
     version: '2.1.2',
     cuda: true,
+    // Whatever CUDA headers this machine has (/usr/local/cuda); the next test pins where they are looked for.
+    cudaIncludeDirs: expect.any(Array),
     cxx11Abi: 0,
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', '-ltorch_cuda', '-lc10_cuda'],
   });
+});
+
+test("a CUDA LibTorch's runtime headers: the nvidia wheel beside a pip torch folder, or CUDA_HOME first", () => {
+  const torch = path.join(root, 'site-packages', 'torch');
+  fakeZip({ cuda: true, abi: 1 }, torch);
+  const wheel = path.join(root, 'site-packages', 'nvidia', 'cuda_runtime', 'include');
+  const home = path.join(root, 'cuda-home');
+  for (const dir of [wheel, path.join(home, 'include')]) {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'cuda_runtime_api.h'), '');
+  }
+  expect(locate({ LIBTORCH_DIR: torch }).cudaIncludeDirs).toEqual([wheel]);
+  expect(locate({ LIBTORCH_DIR: torch, CUDA_HOME: home }).cudaIncludeDirs).toEqual([path.join(home, 'include')]);
+  fakeZip({ cuda: false, abi: 1 }, path.join(root, 'cpu'));
+  expect(locate({ LIBTORCH_DIR: path.join(root, 'cpu'), CUDA_HOME: home }).cudaIncludeDirs).toEqual([]);
 });
 
 test('Torch_DIR pointing into a CPU zip finds the same folders', () => {

@@ -4,14 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Result } from '../../lib/runtime/torch-model';
 import { Tensor, TENSOR_TYPES, TensorType } from '../../lib/runtime/tensor';
-import { repoRoot, testModelsDir } from '../helpers/paths';
+import { testModelsDir } from '../helpers/paths';
 
 /** Small TorchScript modules written by test/native/make_modules.py (run by scripts/setup.sh). */
 export const nativeModelsDir = path.join(testModelsDir, 'native');
 /** The tiny SAN export written by `python3 -m models.make_tiny` (run by scripts/setup.sh). */
 export const tinyModelDir = path.join(testModelsDir, 'tiny');
-/** node-gyp's build of the same sources, staged apart from cmake-js's by scripts/setup.sh. */
-export const gypAddonPath = path.join(repoRoot, 'build-gyp', 'build', 'Release', 'san_node.node');
 
 /** Module name -> path, for every given file of a folder; the names are the file names, as cases.json uses. */
 export function moduleFiles(dir: string, names: readonly string[]): Record<string, string> {
