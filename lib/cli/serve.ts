@@ -15,6 +15,8 @@ import { checkDevice } from './segment-args';
 
 const COMMAND = 'serve';
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+/** How often `serve` checks that the process which started it is still there (see nextStopSignal). */
+const PARENT_CHECK_MS = 500;
 
 const FLAGS = {
   model: { type: 'string' },
@@ -139,22 +141,30 @@ export async function serveCommand(args: string[], io: CliIo,
 }
 
 /**
- * Resolves with the first SIGINT or SIGTERM. From then on, the next one exits the process at once (status 128 + the
- * signal's number), for a user who will not wait for the drain.
+ * Resolves with the first SIGINT or SIGTERM, or when the process that started this one exits. From then on, a
+ * signal exits the process at once (status 128 + the signal's number), for a user who will not wait for the drain.
+ *
+ * The parent matters under `npx san-seg serve`: npm runs `sh -c 'san-seg …'` and passes a SIGTERM to that shell
+ * only, which (Debian's dash) dies of it without passing it on; this process, re-parented, would serve on.
  */
 function nextStopSignal(io: CliIo): Promise<string> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      for (const name of STOP_SIGNALS) process.off(name, onSignal);
+    const parent = process.ppid;
+    const stop = (reason: string): void => {
+      clearInterval(parentCheck);
+      for (const name of STOP_SIGNALS) process.off(name, stop);
       for (const name of STOP_SIGNALS) {
         process.once(name, (again: NodeJS.Signals) => {
           io.stderr.write(`${PROGRAM}: ${again} again: stopping without waiting for the requests in flight\n`);
           process.exit(128 + os.constants.signals[again]);
         });
       }
-      resolve(signal);
+      resolve(reason);
     };
-    for (const name of STOP_SIGNALS) process.on(name, onSignal);
+    const parentCheck = setInterval(() => {
+      if (process.ppid !== parent) stop(`the parent process (${parent}) exited`);
+    }, PARENT_CHECK_MS).unref();
+    for (const name of STOP_SIGNALS) process.on(name, stop);
   });
 }
 
