@@ -4,7 +4,7 @@
  *
  * ```ts
  * import { SanModel } from 'san-node';
- * const model = await SanModel.load('models/san_vit_b_16');
+ * const model = await SanModel.load('models/vit_b_16');
  * const result = await model.segment('photo.jpg', { classes: ['sky', 'tree', 'person'] });
  * ```
  * @packageDocumentation

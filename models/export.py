@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 FILES = {"san": "san.pt", "text_encoder": "text_encoder.pt", "bpe_vocab": "bpe_vocab.txt.gz"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_VOCAB = REPO_ROOT.parent / "shared" / "reference" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
+DEFAULT_VOCAB = REPO_ROOT / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz"  # shipped with the package (MIT)
 
 
 def sha256(path: Path) -> str:

@@ -54,7 +54,7 @@ test('every example type-checks strictly against the package, then the runnable 
   for (const example of all) fs.writeFileSync(path.join(dir, fileName(example)), `${example.code}\n`);
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
-      strict: true, target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', outDir: 'out',
+      strict: true, target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', rootDir: '.', outDir: 'out',
       types: ['node'], typeRoots: [path.join(repoRoot, 'node_modules', '@types')], skipLibCheck: true,
     },
     include: ['*.mts'],
