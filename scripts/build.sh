@@ -12,6 +12,7 @@ say() { printf '[build] %s\n' "$*"; }
 if stale "$SAN_ADDON" cpp binding.gyp scripts/libtorch.js scripts/install.js package-lock.json; then
   say "building the native addon (node-gyp, LibTorch $(node scripts/libtorch.js version 2>/dev/null || echo '?'))"
   node scripts/install.js --build-from-source
+  touch "$SAN_ADDON"  # make leaves an up-to-date binary's date alone; this records that it was checked
 fi
 
 if stale dist/.built lib index.mjs tsconfig.json; then

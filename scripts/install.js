@@ -25,8 +25,8 @@ const PREBUILD = path.join(PREBUILD_DIR, 'san-node.napi.glibc.node');
 const PREBUILD_LIBTORCH = path.join(PREBUILD_DIR, 'libtorch.json');
 const BUILD_DIR = path.join(ROOT, 'build');
 const BUILT = path.join(BUILD_DIR, 'Release', 'san_node.node');
-/** The LibTorch node-gyp was configured for; a different one means configuring again. */
-const CONFIGURED_LIBTORCH = path.join(BUILD_DIR, 'libtorch.json');
+/** The LibTorch and sources node-gyp was configured for; a change means configuring again. */
+const CONFIGURED = path.join(BUILD_DIR, 'configured.json');
 const DOCS = path.join(ROOT, 'docs', 'install.md');
 /** What fixes things in an app; in a checkout, `npm run build:addon` does the same. */
 const REBUILD = 'npm rebuild san-node';
@@ -105,7 +105,7 @@ function nodeGypScript() {
   return candidates.find((file) => file && fs.existsSync(file));
 }
 
-/** Node's own headers beside this node binary (official tarballs, Debian's nodejs-dev): node-gyp then needs no
+/** Node's own headers beside this node binary (official tarballs, NodeSource's packages): node-gyp then needs no
  * download, so the build works offline. */
 function localNodeDir() {
   const prefix = path.resolve(process.execPath, '..', '..');
@@ -124,16 +124,18 @@ function runNodeGyp(script, args) {
   return run.status === 0;
 }
 
-/** Configures node-gyp when build/ is not configured for this LibTorch and binding.gyp, then builds. */
+/** Configures node-gyp when build/ is not configured for this LibTorch, binding.gyp and set of sources (binding.gyp
+ * lists cpp/*.cc when configured), then builds. */
 function buildFromSource(libtorch, script) {
-  const wanted = JSON.stringify(libtorch);
+  const sources = fs.readdirSync(path.join(ROOT, 'cpp')).filter((file) => file.endsWith('.cc')).sort();
+  const wanted = JSON.stringify({ libtorch, sources });
   const makefile = path.join(BUILD_DIR, 'Makefile');
-  const configured = fs.existsSync(makefile) && fs.existsSync(CONFIGURED_LIBTORCH) &&
-    fs.readFileSync(CONFIGURED_LIBTORCH, 'utf8') === wanted &&
+  const configured = fs.existsSync(makefile) && fs.existsSync(CONFIGURED) &&
+    fs.readFileSync(CONFIGURED, 'utf8') === wanted &&
     fs.statSync(makefile).mtimeMs >= fs.statSync(path.join(ROOT, 'binding.gyp')).mtimeMs;
   if (!configured) {
     if (!runNodeGyp(script, ['configure'])) return false;
-    fs.writeFileSync(CONFIGURED_LIBTORCH, wanted);
+    fs.writeFileSync(CONFIGURED, wanted);
   }
   return runNodeGyp(script, ['build', '--jobs', 'max']);
 }
