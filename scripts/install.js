@@ -41,17 +41,29 @@ function say(line) {
 /** Whether the prebuilt binary was built against `libtorch`; the reason when not. */
 function prebuildFits(libtorch) {
   if (!fs.existsSync(PREBUILD) || !fs.existsSync(PREBUILD_LIBTORCH)) return 'no prebuilt binary for this platform';
-  if (libtorch.error) return libtorch.error;
   const builtFor = JSON.parse(fs.readFileSync(PREBUILD_LIBTORCH, 'utf8'));
-  const differs = ABI_FIELDS.filter((field) => builtFor[field] !== libtorch[field]);
-  if (differs.length > 0) {
-    return `the prebuilt binary is for LibTorch ${builtFor.version} (${builtFor.source}), not ${libtorch.version} ` +
-      `from ${libtorch.libDir} (${differs.join(', ')} differ)`;
+  if (libtorch.error) {
+    // Debian's runtime package alone (libtorch1.13, no libtorch-dev): enough for the prebuilt binary, which needs
+    // only the libraries, by their versioned names.
+    if (!(libtorch.source === builtFor.source && runtimeLibraries(builtFor))) return libtorch.error;
+  } else {
+    const differs = ABI_FIELDS.filter((field) => builtFor[field] !== libtorch[field]);
+    if (differs.length > 0) {
+      return `the prebuilt binary is for LibTorch ${builtFor.version} (${builtFor.source}), not ` +
+        `${libtorch.version} from ${libtorch.libDir} (${differs.join(', ')} differ)`;
+    }
   }
   // A git checkout builds its own sources, which may be newer than the binary.
   if (fs.existsSync(path.join(ROOT, '.git'))) return 'a git checkout builds from source';
   const failure = loadFailure(PREBUILD);
   return failure ? `the prebuilt binary does not load: ${failure}` : undefined;
+}
+
+/** Whether the libraries the prebuilt binary links (e.g. libtorch_cpu.so.1.13) are where it was built against. */
+function runtimeLibraries(builtFor) {
+  const soVersion = builtFor.version.split('.').slice(0, 2).join('.');
+  return ['torch', 'torch_cpu', 'c10'].every((name) => fs.existsSync(path.join(builtFor.libDir,
+    `lib${name}.so.${soVersion}`)));
 }
 
 /** Why `file` does not load in a fresh Node, or undefined when it does. */
@@ -189,7 +201,9 @@ function main() {
     if (!unfit) {
       // A binary built here earlier would be loaded first (node-gyp-build looks in build/Release before prebuilds/).
       fs.rmSync(BUILT, { force: true });
-      say(`using the prebuilt addon (LibTorch ${libtorch.version}, ${libtorch.source})`);
+      const builtFor = JSON.parse(fs.readFileSync(PREBUILD_LIBTORCH, 'utf8'));
+      say(`using the prebuilt addon (LibTorch ${builtFor.version}, ${builtFor.source}` +
+        `${libtorch.error ? ': its runtime libraries' : ''})`);
       return;
     }
     say(`building from source: ${unfit}`);
