@@ -157,8 +157,8 @@ def method_args(method: str, batch: int, image: torch.Tensor, output_size: List[
     """The host tensors the addon hands over: the image repeated `batch` times, each at the canvas's full size."""
     images = image.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
     if method == "segment":
-        sizes = torch.tensor([list(image.shape[:2])] * batch, dtype=torch.int64)
-        outputs = torch.tensor([output_size] * batch, dtype=torch.int64)
+        sizes = [list(image.shape[:2])] * batch
+        outputs = [output_size] * batch
         return [images, sizes, outputs, embeds, False, False]
     if method == "forward":
         return [images.permute(0, 3, 1, 2).contiguous()]

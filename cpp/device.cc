@@ -5,6 +5,12 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "common.h"
 
@@ -110,9 +116,61 @@ const char* DtypeName(c10::ScalarType dtype) {
   }
 }
 
+namespace {
+
+thread_local int wantedThreads = 1;
+thread_local int currentThreads = 0;  // what at::set_num_threads was last given on this thread
+
+// The cores not taken by a running job, shared by every model of the process (worker_threads included).
+struct CoreBudgetState {
+  std::mutex mutex;
+  std::condition_variable freed;
+  int free = CoreBudget();
+};
+
+CoreBudgetState& Budget() {
+  static auto* state = new CoreBudgetState();  // never destroyed: executor threads may outlive static destructors
+  return *state;
+}
+
+}  // namespace
+
+int CoreBudget() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 void SetThreads(int threads) {
   at::init_num_threads();
-  at::set_num_threads(threads);
+  wantedThreads = std::max(1, threads);
+}
+
+ThreadLease::ThreadLease(bool cpu) {
+  int threads = wantedThreads;
+  if (cpu) {
+    CoreBudgetState& budget = Budget();
+    std::unique_lock<std::mutex> lock(budget.mutex);
+    budget.freed.wait(lock, [&budget] { return budget.free > 0; });
+    granted_ = std::min(wantedThreads, budget.free);
+    budget.free -= granted_;
+    threads = granted_;
+  }
+  if (threads != currentThreads) {
+    at::set_num_threads(threads);
+    currentThreads = threads;
+  }
+}
+
+ThreadLease::~ThreadLease() {
+  if (granted_ == 0) return;
+  CoreBudgetState& budget = Budget();
+  {
+    std::lock_guard<std::mutex> lock(budget.mutex);
+    budget.free += granted_;
+  }
+  budget.freed.notify_all();
 }
 
 }  // namespace san

@@ -20,8 +20,26 @@ c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceR
 
 const char* DtypeName(c10::ScalarType dtype);
 
-// LibTorch's intra-op (OpenMP) threads for the calling thread and the work it starts.
+// The intra-op threads the calling (executor) thread wants for its jobs; each job then takes them from the
+// process's budget through a ThreadLease.
 void SetThreads(int threads);
+
+// The machine's cores available to this process (its CPU affinity): the process-wide intra-op thread budget.
+int CoreBudget();
+
+// For one CPU job on an executor thread: takes up to the threads given to SetThreads from the process-wide budget of
+// CoreBudget() threads (waiting while another model holds all of them) and sets LibTorch's intra-op threads to what
+// it got, so models running at once share the cores instead of oversubscribing them. Gives them back when destroyed.
+class ThreadLease {
+ public:
+  explicit ThreadLease(bool cpu);
+  ~ThreadLease();
+  ThreadLease(const ThreadLease&) = delete;
+  ThreadLease& operator=(const ThreadLease&) = delete;
+
+ private:
+  int granted_ = 0;
+};
 
 // Whether the addon was linked against a CUDA LibTorch (decided at build time by scripts/libtorch.js).
 bool CudaBuilt();
