@@ -72,6 +72,12 @@ Napi::Value CpuAllocatorJs(const Napi::CallbackInfo& info) {
   return js;
 }
 
+// cpuBfloat16() -> null when dtype bfloat16 runs on this CPU, else what it lacks (the message ERR_SAN_DTYPE gives).
+Napi::Value CpuBfloat16(const Napi::CallbackInfo& info) {
+  const std::string missing = CpuBf16Missing();
+  return missing.empty() ? info.Env().Null() : Napi::String::New(info.Env(), missing);
+}
+
 // setCpuCacheLimit(bytes): checked by lib/runtime/cpu-allocator.ts.
 Napi::Value SetCpuCacheLimitJs(const Napi::CallbackInfo& info) {
   SetCpuCacheLimit(info[0].As<Napi::Number>().Int64Value());
@@ -98,6 +104,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCountJs>(env, "cudaDeviceCount"));
   exports.Set("cudaMemory", Napi::Function::New<CudaMemoryJs>(env, "cudaMemory"));
   exports.Set("cpuAllocator", Napi::Function::New<CpuAllocatorJs>(env, "cpuAllocator"));
+  exports.Set("cpuBfloat16", Napi::Function::New<CpuBfloat16>(env, "cpuBfloat16"));
   exports.Set("setCpuCacheLimit", Napi::Function::New<SetCpuCacheLimitJs>(env, "setCpuCacheLimit"));
   exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
   return exports;

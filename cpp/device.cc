@@ -6,9 +6,13 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -97,13 +101,37 @@ c10::Device ResolveDevice(const std::string& request) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+std::string CpuBf16Missing() {
+  const std::string missing = "the AVX512-BF16 or AMX-BF16 instruction set, which this CPU lacks "
+                              "(neither avx512_bf16 nor amx_bf16 among its flags)";
+  // For tests: the refusal path on a CPU that has the instructions.
+  const char* hide = std::getenv("SAN_TEST_HIDE_CPU_BF16");
+  if (hide != nullptr && std::string(hide) == "1") return missing;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  // CPUID leaf 7: sub-leaf 0 EDX bit 22 is AMX-BF16, sub-leaf 1 EAX bit 5 is AVX512-BF16.
+  const bool amx = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx >> 22 & 1u);
+  const bool avx512 = __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax >> 5 & 1u);
+  return amx || avx512 ? "" : missing;
+#else
+  return "the AVX512-BF16 or AMX-BF16 instruction set of an x86-64 CPU";
+#endif
+}
+
 c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device) {
   const c10::ScalarType dtype = name == "float16"    ? c10::ScalarType::Half
                                 : name == "bfloat16" ? c10::ScalarType::BFloat16
                                                      : c10::ScalarType::Float;
-  if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
+  if (dtype == c10::ScalarType::BFloat16 && !device.is_cuda()) {
+    const std::string missing = CpuBf16Missing();
+    if (!missing.empty()) {
+      throw SanException(ErrorCode::kDtype, "dtype bfloat16 on the CPU needs " + missing + "; device '" +
+                                                deviceRequest + "' is the CPU here, so use float32");
+    }
+  } else if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
     throw SanException(ErrorCode::kDtype, "dtype " + name + " needs a CUDA device, but device '" + deviceRequest +
-                                              "' is the CPU here; use float32 on the CPU");
+                                              "' is the CPU here; use float32 (or bfloat16 on a CPU with AVX512-BF16 "
+                                              "or AMX) on the CPU");
   }
   return dtype;
 }

@@ -15,10 +15,15 @@ namespace san {
 // reason (a CPU-only LibTorch, no visible GPU, no such index).
 c10::Device ResolveDevice(const std::string& request);
 
-// "float32", "float16" or "bfloat16"; the last two only on CUDA (ERR_SAN_DTYPE otherwise).
+// "float32", "float16" or "bfloat16": float16 only on CUDA, bfloat16 on CUDA or on a CPU with AVX512-BF16 or
+// AMX-BF16 (ERR_SAN_DTYPE otherwise, naming what is missing).
 c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device);
 
 const char* DtypeName(c10::ScalarType dtype);
+
+// Empty when this CPU runs bfloat16 matrix products natively (AVX512-BF16 or AMX-BF16, read with CPUID), else
+// what is missing. SAN_TEST_HIDE_CPU_BF16=1 makes it report them missing, for tests of the refusal.
+std::string CpuBf16Missing();
 
 // The intra-op threads the calling (executor) thread wants for its jobs; each job then takes them from the
 // process's budget through a ThreadLease.

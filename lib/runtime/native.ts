@@ -89,6 +89,8 @@ export interface Binding {
   /** The caching CPU allocator's counters and the process's intra-op thread budget (see cpu-allocator.ts). */
   cpuAllocator(): CpuAllocatorStats;
   setCpuCacheLimit(bytes: number): void;
+  /** null when dtype bfloat16 runs on this CPU (AVX512-BF16 or AMX-BF16), else what the CPU lacks. */
+  cpuBfloat16(): string | null;
   /** How a raw LibTorch message reaches JS: its first meaningful line and the code it maps to. For tests. */
   _describeError(message: string): { code: string; message: string };
 }
