@@ -130,8 +130,7 @@ c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceR
     }
   } else if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
     throw SanException(ErrorCode::kDtype, "dtype " + name + " needs a CUDA device, but device '" + deviceRequest +
-                                              "' is the CPU here; use float32 (or bfloat16 on a CPU with AVX512-BF16 "
-                                              "or AMX) on the CPU");
+                                              "' is the CPU here; use float32 on the CPU");
   }
   return dtype;
 }

@@ -39,7 +39,10 @@ def folder_cfg(model_dir: Path, variant: str) -> SanCfg:
 def load_folder(model_dir: Path) -> SAN:
     """A SAN holding the weights of the folder's san.pt and text_encoder.pt."""
     manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-    san = SAN(folder_cfg(model_dir, manifest["variant"])).eval()
+    cfg = folder_cfg(model_dir, manifest["variant"])
+    # A folder may ship a smaller vocabulary than its preset's (the bench's random models do): its token table says.
+    cfg.text.vocab_size = manifest["text"]["vocab_size"]
+    san = SAN(cfg).eval()
     image = torch.jit.load(str(model_dir / FILES["san"]), map_location="cpu")
     text = torch.jit.load(str(model_dir / FILES["text_encoder"]), map_location="cpu")
     # SanSegmenter shares the SAN's modules, so loading into it fills the SAN (strictly: every key, no extra).

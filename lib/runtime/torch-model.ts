@@ -25,7 +25,8 @@ export interface TorchModelOptions {
    */
   device?: string;
   /**
-   * `'float32'`; `'float16'` and `'bfloat16'` only on CUDA. Floating inputs are cast to it on the device.
+   * `'float32'`; `'float16'` on CUDA; `'bfloat16'` on CUDA or on a CPU with AVX512-BF16 or AMX-BF16 (elsewhere
+   * ERR_SAN_DTYPE names what the CPU lacks). Floating inputs are cast to it on the device.
    * @defaultValue `'float32'`
    */
   dtype?: ModelDtype;
