@@ -27,6 +27,8 @@ machine's matmul rate. Without --out it rewrites the bench region of docs/benchm
   --quick          fewer repeats, smaller batches (a smoke run of a few minutes)
   --budget-s S     skip the batch sizes (above 1) predicted to end the run after S seconds (default 600)
   --wait-idle S    first wait up to S seconds for the 1-minute load average to fall below 1 (default 0)
+  --only cpu       only the CPU comparison (float32 and bfloat16 segment(), page faults and text encoding against
+                   the eager models/san), which a CPU float32 run also ends with; it rewrites the cpu region
   --out FILE       write the report to FILE (a whole Markdown page) instead of docs/benchmarks.md; '-' prints only
   --help           this text
 `;
@@ -48,7 +50,7 @@ function parseArgs(argv) {
   const args = {
     device: 'cpu', dtype: 'float32', threads: os.availableParallelism(), models: [...MODELS], batches: undefined,
     warmup: undefined, repeats: undefined, textClasses: undefined, quick: false, budgetS: 600, waitIdleS: 0,
-    out: undefined, help: false,
+    out: undefined, only: undefined, help: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const at = argv[i].indexOf('=');
@@ -76,14 +78,20 @@ function parseArgs(argv) {
       case '--budget-s': args.budgetS = positiveInteger(flag, value(), 0); break;
       case '--wait-idle': args.waitIdleS = positiveInteger(flag, value(), 0); break;
       case '--out': args.out = value(); break;
+      case '--only': args.only = value();
+        if (args.only !== 'cpu') throw new RangeError(`Expected cpu for --only, got '${args.only}'`);
+        break;
       case '--help': case '-h': args.help = true; break;
       default: throw new RangeError(`Unknown flag '${argv[i]}'; \`node bench/run.js --help\` lists the flags`);
     }
   }
   if (!DEVICE_PATTERN.test(args.device)) throw new RangeError(`Expected cpu, cuda or cuda:N for --device, got '${args.device}'`);
   if (!DTYPES.includes(args.dtype)) throw new RangeError(`Expected one of ${DTYPES.join(', ')} for --dtype, got '${args.dtype}'`);
-  if (args.dtype !== 'float32' && args.device === 'cpu') {
-    throw new RangeError(`--dtype ${args.dtype} needs --device cuda: the CPU runs float32 only`);
+  if (args.dtype === 'float16' && args.device === 'cpu') {
+    throw new RangeError('--dtype float16 needs --device cuda: the CPU runs float32, and bfloat16 where it has AVX512-BF16 or AMX');
+  }
+  if (args.only === 'cpu' && (args.device !== 'cpu' || args.dtype !== 'float32')) {
+    throw new RangeError('--only cpu compares float32 and bfloat16 on the CPU: leave --device and --dtype out');
   }
   return args;
 }

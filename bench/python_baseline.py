@@ -15,6 +15,8 @@ addon's and a load that drifts on a shared machine weighs on both alike. Request
   outputs back to host memory as float32; on CUDA the clock is read after `torch.cuda.synchronize()`.
 * `flops`: multiply-adds (× 2) of one call of each method, and of the text encoder on one prompt, counted op by op
   as LibTorch dispatches them (below), on a float32 CPU copy: the count depends on neither device nor dtype.
+* `eager_load`, `eager_time`, `eager_text`: the same folder's weights in the project's models/san run eagerly (the
+  official code's layers, op for op): seconds and minor page faults of the image path, seconds of a cold encoding.
 * `matmul`: seconds of one call of the matmul probe with `reps` n × n products on the device, in the dtype, and of
   a call with no product, for the rate.
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import math
 import platform
+import resource
 import sys
 import time
 from collections import Counter
@@ -34,6 +37,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.environment import loaded_library, openblas  # noqa: E402
+from models.san.model import SanSegmenter  # noqa: E402
+from models.san.text import VILD_TEMPLATES, class_embeddings  # noqa: E402
+from models.san.tokenizer import SimpleTokenizer  # noqa: E402
 
 
 # --- environment -------------------------------------------------------------------------------------------------
@@ -157,8 +163,8 @@ def method_args(method: str, batch: int, image: torch.Tensor, output_size: List[
     """The host tensors the addon hands over: the image repeated `batch` times, each at the canvas's full size."""
     images = image.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
     if method == "segment":
-        sizes = torch.tensor([list(image.shape[:2])] * batch, dtype=torch.int64)
-        outputs = torch.tensor([output_size] * batch, dtype=torch.int64)
+        sizes = [list(image.shape[:2])] * batch
+        outputs = [output_size] * batch
         return [images, sizes, outputs, embeds, False, False]
     if method == "forward":
         return [images.permute(0, 3, 1, 2).contiguous()]
@@ -198,6 +204,8 @@ class Baseline:
         self.model_dir: Optional[Path] = None
         self.san: Optional[torch.jit.ScriptModule] = None
         self.inputs: Dict[str, Any] = {}
+        self.eager: Any = None
+        self.eager_segmenter: Any = None
 
     def env(self, _: Dict[str, Any]) -> Dict[str, Any]:
         return environment(self.placement.device)
@@ -230,6 +238,38 @@ class Baseline:
         answer["text_prompt"] = count_flops(lambda: text(ids))
         return answer
 
+    def eager_load(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """The folder's weights in the project's models/san, run eagerly: the official code's layers, op for op."""
+        from models.reexport import load_folder  # the bench's other requests need no model code
+        self.eager = load_folder(Path(request["model_dir"])).to(self.placement.device)
+        self.eager_segmenter = SanSegmenter(self.eager)
+        return {}
+
+    def eager_time(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """Seconds and minor page faults of each call: uint8 image → scores and labels, as the official inference
+        (the network, classification, upsampling and semantic inference over every class, then argmax)."""
+        image, embeds = self.inputs["image"], self.inputs["embeds"]
+        images = image.unsqueeze(0).to(self.placement.device)
+        sizes, outputs = [list(image.shape[:2])], [self.inputs["output_size"]]
+        seconds, faults = [], []
+        with torch.inference_mode():
+            for i in range(request["warmup"] + request["repeats"]):
+                before, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+                self.placement.to_host(self.eager_segmenter.segment(images, sizes, outputs, embeds, True, False))
+                if i >= request["warmup"]:
+                    seconds.append(time.perf_counter() - start)
+                    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return {"seconds": seconds, "minflt": faults}
+
+    def eager_text(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """Seconds of one cold encoding of the classes with every template, as the official code does it (each
+        template's prompts padded to the whole context)."""
+        tokenizer = SimpleTokenizer(Path(request["model_dir"]) / "bpe_vocab.txt.gz")
+        start = time.perf_counter()
+        class_embeddings(self.eager.ov_classifier, tokenizer, request["classes"], VILD_TEMPLATES,
+                         self.eager.cfg.text.context_length)
+        return {"seconds": time.perf_counter() - start}
+
     def matmul(self, request: Dict[str, Any]) -> Dict[str, Any]:
         probe = torch.jit.load(request["probe"], map_location="cpu")
         like = self.placement.to_device(torch.zeros(1))
@@ -247,7 +287,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     baseline = Baseline(Placement(args.device, args.dtype))
     handlers = {"env": baseline.env, "load": baseline.load, "time": baseline.time, "flops": baseline.flops,
-                "matmul": baseline.matmul}
+                "matmul": baseline.matmul, "eager_load": baseline.eager_load, "eager_time": baseline.eager_time,
+                "eager_text": baseline.eager_text}
     for line in sys.stdin:
         request = json.loads(line)
         try:

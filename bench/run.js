@@ -29,6 +29,7 @@ const { parseArgs, usage } = require('./options');
 const measure = require('./measure');
 const { PythonBaseline } = require('./python');
 const report = require('./report');
+const cpuCompare = require('./cpu_compare');
 
 const ROOT = path.resolve(__dirname, '..');
 const PYTHON = process.env.SAN_PYTHON ?? '/usr/bin/python3';
@@ -273,16 +274,31 @@ async function benchMatmul(probe, args, python) {
   return { addon, python: pythonRate };
 }
 
+/** The CPU comparison on the random-weight ViT-B/16 (bench/cpu_compare.js), rendered. */
+async function benchCpu({ dir, png, classes, args, python, tmp, load }) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  const policy = { shortSide: manifest.resize.short_edge, maxLongSide: manifest.resize.max_size };
+  const { image, originalSize } = await readImage(png, { resizeTo: (h, w) => modelScaleSize(h, w, policy),
+    maxInputPixels: 2 ** 28, name: 'input' });
+  const dim = manifest.dims.embed_dim;
+  const embeddings = tensor('float32', [classes.length, dim], measure.unitRows(classes.length, dim, 7));
+  await loadPython(python, { name: 'cpu', dir, image, originalSize, embeddings, tmp });
+  const textClasses = args.textClasses ?? 10;
+  const result = await cpuCompare.compareCpu({ dir, png, classes, textClasses, args, python, log });
+  return cpuCompare.report(result, { label: `${LABELS.vit_b_16} (${image.height}×${image.width}), ${classes.length} classes`,
+    load: load() });
+}
+
 /** Writes `markdown` where `args.out` says: the bench region of docs/benchmarks.md, a file of its own, or nowhere. */
-function writeReport(markdown, args) {
+function writeReport(markdown, args, region = 'bench') {
   if (args.out === '-') return;
   if (args.out !== undefined) {
     fs.writeFileSync(args.out, `# san-node benchmarks\n\n${markdown}\n`);
     log(`wrote ${args.out}`);
     return;
   }
-  report.writeRegion(DOCS, 'bench', markdown);
-  log(`wrote the bench region of ${path.relative(process.cwd(), DOCS)}`);
+  report.writeRegion(DOCS, region, markdown);
+  log(`wrote the ${region} region of ${path.relative(process.cwd(), DOCS)}`);
 }
 
 async function main(argv, args) {
@@ -306,6 +322,12 @@ async function main(argv, args) {
   const python = new PythonBaseline(PYTHON, args);
   try {
     const png = await makePng(tmp);
+    if (args.only === 'cpu') {
+      const markdown = await benchCpu({ dir: made.vit_b_16, png, classes, args, python, tmp, load: stopWatchingLoad });
+      process.stdout.write(`${markdown}\n`);
+      writeReport(markdown, args, 'cpu');
+      return;
+    }
     const results = [];
     for (const name of args.models) {
       results.push(await benchModel({ name, dir: dirs[name], plan: planFor(name, args), png, classes, args, python,
@@ -326,6 +348,11 @@ async function main(argv, args) {
     });
     process.stdout.write(`${markdown}\n`);
     writeReport(markdown, args);
+    if (args.device === 'cpu' && args.dtype === 'float32' && args.models.includes('vit_b_16')) {
+      const cpu = await benchCpu({ dir: made.vit_b_16, png, classes, args, python, tmp, load: watchLoad() });
+      process.stdout.write(`${cpu}\n`);
+      writeReport(cpu, { ...args, out: args.out === undefined ? undefined : '-' }, 'cpu');
+    }
   } finally {
     await python.close();
     fs.rmSync(tmp, { recursive: true, force: true });

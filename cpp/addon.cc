@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "allocator.h"
 #include "common.h"
 #include "device.h"
 #include "model_wrap.h"
@@ -58,6 +59,32 @@ Napi::Value CudaMemoryJs(const Napi::CallbackInfo& info) {
   return js;
 }
 
+// cpuAllocator() -> { cachedBytes, limitBytes, inUseBytes, hits, misses, coreBudget }: the caching CPU allocator's
+// counters and the process's intra-op thread budget. Synchronous and cheap.
+Napi::Value CpuAllocatorJs(const Napi::CallbackInfo& info) {
+  const CpuCacheStats stats = GetCpuCacheStats();
+  Napi::Object js = Napi::Object::New(info.Env());
+  js.Set("cachedBytes", static_cast<double>(stats.cachedBytes));
+  js.Set("limitBytes", static_cast<double>(stats.limitBytes));
+  js.Set("inUseBytes", static_cast<double>(stats.inUseBytes));
+  js.Set("hits", static_cast<double>(stats.hits));
+  js.Set("misses", static_cast<double>(stats.misses));
+  js.Set("coreBudget", CoreBudget());
+  return js;
+}
+
+// cpuBfloat16() -> null when dtype bfloat16 runs on this CPU, else what it lacks (the message ERR_SAN_DTYPE gives).
+Napi::Value CpuBfloat16(const Napi::CallbackInfo& info) {
+  const std::string missing = CpuBf16Missing();
+  return missing.empty() ? info.Env().Null() : Napi::String::New(info.Env(), missing);
+}
+
+// setCpuCacheLimit(bytes): checked by lib/runtime/cpu-allocator.ts.
+Napi::Value SetCpuCacheLimitJs(const Napi::CallbackInfo& info) {
+  SetCpuCacheLimit(info[0].As<Napi::Number>().Int64Value());
+  return info.Env().Undefined();
+}
+
 // _describeError(message) -> { code, message }: how a raw LibTorch message reaches JS. For tests only.
 Napi::Value DescribeError(const Napi::CallbackInfo& info) {
   const std::string message = ShortenMessage(info[0].As<Napi::String>().Utf8Value());
@@ -70,11 +97,16 @@ Napi::Value DescribeError(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Before any model's thread starts: SetAllocator is not thread-safe.
+  InstallCpuAllocator();
   exports.Set("NativeModel", ModelWrap::Define(env));
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCountJs>(env, "cudaDeviceCount"));
   exports.Set("cudaMemory", Napi::Function::New<CudaMemoryJs>(env, "cudaMemory"));
+  exports.Set("cpuAllocator", Napi::Function::New<CpuAllocatorJs>(env, "cpuAllocator"));
+  exports.Set("cpuBfloat16", Napi::Function::New<CpuBfloat16>(env, "cpuBfloat16"));
+  exports.Set("setCpuCacheLimit", Napi::Function::New<SetCpuCacheLimitJs>(env, "setCpuCacheLimit"));
   exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
   return exports;
 }

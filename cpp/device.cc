@@ -5,6 +5,16 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "common.h"
 
@@ -91,11 +101,34 @@ c10::Device ResolveDevice(const std::string& request) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+std::string CpuBf16Missing() {
+  const std::string missing = "the AVX512-BF16 or AMX-BF16 instruction set, which this CPU lacks "
+                              "(neither avx512_bf16 nor amx_bf16 among its flags)";
+  // For tests: the refusal path on a CPU that has the instructions.
+  const char* hide = std::getenv("SAN_TEST_HIDE_CPU_BF16");
+  if (hide != nullptr && std::string(hide) == "1") return missing;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  // CPUID leaf 7: sub-leaf 0 EDX bit 22 is AMX-BF16, sub-leaf 1 EAX bit 5 is AVX512-BF16.
+  const bool amx = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx >> 22 & 1u);
+  const bool avx512 = __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax >> 5 & 1u);
+  return amx || avx512 ? "" : missing;
+#else
+  return "the AVX512-BF16 or AMX-BF16 instruction set of an x86-64 CPU";
+#endif
+}
+
 c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device) {
   const c10::ScalarType dtype = name == "float16"    ? c10::ScalarType::Half
                                 : name == "bfloat16" ? c10::ScalarType::BFloat16
                                                      : c10::ScalarType::Float;
-  if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
+  if (dtype == c10::ScalarType::BFloat16 && !device.is_cuda()) {
+    const std::string missing = CpuBf16Missing();
+    if (!missing.empty()) {
+      throw SanException(ErrorCode::kDtype, "dtype bfloat16 on the CPU needs " + missing + "; device '" +
+                                                deviceRequest + "' is the CPU here, so use float32");
+    }
+  } else if (dtype != c10::ScalarType::Float && !device.is_cuda()) {
     throw SanException(ErrorCode::kDtype, "dtype " + name + " needs a CUDA device, but device '" + deviceRequest +
                                               "' is the CPU here; use float32 on the CPU");
   }
@@ -110,9 +143,61 @@ const char* DtypeName(c10::ScalarType dtype) {
   }
 }
 
+namespace {
+
+thread_local int wantedThreads = 1;
+thread_local int currentThreads = 0;  // what at::set_num_threads was last given on this thread
+
+// The cores not taken by a running job, shared by every model of the process (worker_threads included).
+struct CoreBudgetState {
+  std::mutex mutex;
+  std::condition_variable freed;
+  int free = CoreBudget();
+};
+
+CoreBudgetState& Budget() {
+  static auto* state = new CoreBudgetState();  // never destroyed: executor threads may outlive static destructors
+  return *state;
+}
+
+}  // namespace
+
+int CoreBudget() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 void SetThreads(int threads) {
   at::init_num_threads();
-  at::set_num_threads(threads);
+  wantedThreads = std::max(1, threads);
+}
+
+ThreadLease::ThreadLease(bool cpu) {
+  int threads = wantedThreads;
+  if (cpu) {
+    CoreBudgetState& budget = Budget();
+    std::unique_lock<std::mutex> lock(budget.mutex);
+    budget.freed.wait(lock, [&budget] { return budget.free > 0; });
+    granted_ = std::min(wantedThreads, budget.free);
+    budget.free -= granted_;
+    threads = granted_;
+  }
+  if (threads != currentThreads) {
+    at::set_num_threads(threads);
+    currentThreads = threads;
+  }
+}
+
+ThreadLease::~ThreadLease() {
+  if (granted_ == 0) return;
+  CoreBudgetState& budget = Budget();
+  {
+    std::lock_guard<std::mutex> lock(budget.mutex);
+    budget.free += granted_;
+  }
+  budget.freed.notify_all();
 }
 
 }  // namespace san

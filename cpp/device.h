@@ -15,13 +15,36 @@ namespace san {
 // reason (a CPU-only LibTorch, no visible GPU, no such index).
 c10::Device ResolveDevice(const std::string& request);
 
-// "float32", "float16" or "bfloat16"; the last two only on CUDA (ERR_SAN_DTYPE otherwise).
+// "float32", "float16" or "bfloat16": float16 only on CUDA, bfloat16 on CUDA or on a CPU with AVX512-BF16 or
+// AMX-BF16 (ERR_SAN_DTYPE otherwise, naming what is missing).
 c10::ScalarType ResolveDtype(const std::string& name, const std::string& deviceRequest, const c10::Device& device);
 
 const char* DtypeName(c10::ScalarType dtype);
 
-// LibTorch's intra-op (OpenMP) threads for the calling thread and the work it starts.
+// Empty when this CPU runs bfloat16 matrix products natively (AVX512-BF16 or AMX-BF16, read with CPUID), else
+// what is missing. SAN_TEST_HIDE_CPU_BF16=1 makes it report them missing, for tests of the refusal.
+std::string CpuBf16Missing();
+
+// The intra-op threads the calling (executor) thread wants for its jobs; each job then takes them from the
+// process's budget through a ThreadLease.
 void SetThreads(int threads);
+
+// The machine's cores available to this process (its CPU affinity): the process-wide intra-op thread budget.
+int CoreBudget();
+
+// For one CPU job on an executor thread: takes up to the threads given to SetThreads from the process-wide budget of
+// CoreBudget() threads (waiting while another model holds all of them) and sets LibTorch's intra-op threads to what
+// it got, so models running at once share the cores instead of oversubscribing them. Gives them back when destroyed.
+class ThreadLease {
+ public:
+  explicit ThreadLease(bool cpu);
+  ~ThreadLease();
+  ThreadLease(const ThreadLease&) = delete;
+  ThreadLease& operator=(const ThreadLease&) = delete;
+
+ private:
+  int granted_ = 0;
+};
 
 // Whether the addon was linked against a CUDA LibTorch (decided at build time by scripts/libtorch.js).
 bool CudaBuilt();

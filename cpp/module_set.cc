@@ -80,6 +80,7 @@ torch::jit::Module& ModuleSet::Find(const std::string& module) {
 Value ModuleSet::Run(const RunRequest& request) {
   const auto& [module, method, args, options] = request;
   c10::InferenceMode inference;
+  const ThreadLease threads(placement_.device.is_cpu());
   torch::jit::Module& target = Find(module);
   auto found = target.find_method(method);
   if (!found) {

@@ -26,6 +26,8 @@ export type { SanErrorCode } from './errors';
 export { tensor, checkTensor, elementCount, TENSOR_TYPES } from './runtime/tensor';
 export type { Tensor, TensorType, TensorData } from './runtime/tensor';
 export { TorchModel, TORCH_MODEL_DEFAULTS } from './runtime/torch-model';
+export { cpuAllocatorStats, setCpuCacheLimit } from './runtime/cpu-allocator';
+export type { CpuAllocatorStats } from './runtime/cpu-allocator';
 export type { TorchModelOptions, RunOptions, ModelDtype, Argument, Result } from './runtime/torch-model';
 export { ClipTokenizer } from './segment/tokenizer';
 export { TEMPLATE_SETS, VILD_TEMPLATES, SINGLE_TEMPLATES } from './segment/prompts';

@@ -20,6 +20,9 @@ from .san.text import TEMPLATE_SETS
 from .san.tokenizer import SimpleTokenizer, tokenize
 
 FORMAT_VERSION = 1
+# What this export's methods do beyond format_version 1's first exports, for runtimes that also read older folders:
+# segment_size_lists: san.pt's `segment` takes image and output sizes as integer lists, not int64 tensors.
+CAPABILITIES = ["segment_size_lists"]
 MANIFEST = "manifest.json"
 FILES = {"san": "san.pt", "text_encoder": "text_encoder.pt", "bpe_vocab": "bpe_vocab.txt.gz"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +44,7 @@ def build_manifest(san: SAN, variant: str, tokenizer: SimpleTokenizer, out_dir: 
         "format_version": FORMAT_VERSION,
         "variant": variant,
         "torch_version": torch.__version__,
+        "capabilities": CAPABILITIES,
         "files": {role: {"name": name, "sha256": sha256(out_dir / name)} for role, name in FILES.items()},
         "dims": {
             "embed_dim": clip.output_dim,

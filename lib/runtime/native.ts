@@ -9,6 +9,7 @@ import { isNativeError } from 'node:util/types';
 import { ErrorCode, SanError } from '../errors';
 import { PACKAGE_ROOT } from '../package-root';
 import type { Argument, ModelDtype, Result } from './values';
+import type { CpuAllocatorStats } from './cpu-allocator';
 
 /** Options of `new NativeModel()`, complete and checked by TorchModel. @ignore */
 export interface NativeModelOptions {
@@ -87,6 +88,11 @@ export interface Binding {
   cudaDeviceCount(): number;
   /** GPU `index`'s memory, from LibTorch's caching allocator (synchronous, cheap). */
   cudaMemory(index: number): CudaMemory;
+  /** The caching CPU allocator's counters and the process's intra-op thread budget (see cpu-allocator.ts). */
+  cpuAllocator(): CpuAllocatorStats;
+  setCpuCacheLimit(bytes: number): void;
+  /** null when dtype bfloat16 runs on this CPU (AVX512-BF16 or AMX-BF16), else what the CPU lacks. */
+  cpuBfloat16(): string | null;
   /** How a raw LibTorch message reaches JS: its first meaningful line and the code it maps to. For tests. */
   _describeError(message: string): { code: string; message: string };
 }

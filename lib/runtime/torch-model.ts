@@ -25,12 +25,16 @@ export interface TorchModelOptions {
    */
   device?: string;
   /**
-   * `'float32'`; `'float16'` and `'bfloat16'` only on CUDA. Floating inputs are cast to it on the device.
+   * `'float32'`; `'float16'` on CUDA; `'bfloat16'` on CUDA or on a CPU with AVX512-BF16 or AMX-BF16 (elsewhere
+   * ERR_SAN_DTYPE names what the CPU lacks). Floating inputs are cast to it on the device.
    * @defaultValue `'float32'`
    */
   dtype?: ModelDtype;
   /**
-   * LibTorch intra-op threads of this model's executor thread, 1 to 1024.
+   * LibTorch intra-op threads of this model's calls, 1 to the cores this process may use
+   * (`os.availableParallelism()`): more threads than cores only contend for them. The cores are one budget shared
+   * by every model in the process: while one model's call holds them all, another model's call waits for some.
+   * OpenBLAS's own thread pool is set to 1 thread (OPENBLAS_NUM_THREADS, unless already set) when the addon loads.
    * @defaultValue the machine's cores (`os.availableParallelism()`)
    */
   threads?: number;
@@ -81,6 +85,10 @@ function checkModelOptions(options: unknown): Required<TorchModelOptions> {
   if (typeof threads !== 'number') throw is.invalidParameterError('options.threads', 'an integer', threads);
   if (!is.integer(threads) || !is.inRange(threads, 1, MAX_THREADS)) {
     throw is.invalidParameterError('options.threads', `an integer between 1 and ${MAX_THREADS}`, threads, 'range');
+  }
+  if (threads > os.availableParallelism()) {
+    throw is.invalidParameterError('options.threads', `at most ${os.availableParallelism()}, the cores this process ` +
+      'may use (more threads than cores make every call slower)', threads, 'range');
   }
   if (typeof queueLimit !== 'number') throw is.invalidParameterError('options.queueLimit', 'an integer', queueLimit);
   if (!is.integer(queueLimit) || !is.inRange(queueLimit, 1, MAX_QUEUE_LIMIT)) {
@@ -136,10 +144,12 @@ function checkRunOptions(options: unknown): Required<RunOptions> {
 export class TorchModel {
   readonly #native: NativeModel;
   readonly #methods: Readonly<Record<string, readonly string[]>>;
+  readonly #threads: number;
   #disposing: Promise<void> | undefined;
 
-  private constructor(native: NativeModel, methods: Record<string, string[]>) {
+  private constructor(native: NativeModel, methods: Record<string, string[]>, threads: number) {
     this.#native = native;
+    this.#threads = threads;
     this.#methods = Object.freeze(methods);
   }
 
@@ -155,10 +165,11 @@ export class TorchModel {
   static async load(files: Record<string, string>, options: TorchModelOptions = {}): Promise<TorchModel> {
     const callSite = new Error();
     checkFiles(files);
-    const native = new (binding().NativeModel)(checkModelOptions(options));
+    const checked = checkModelOptions(options);
+    const native = new (binding().NativeModel)(checked);
     try {
       const { methods } = await native.load(files);
-      return new TorchModel(native, methods);
+      return new TorchModel(native, methods, checked.threads);
     } catch (error) {
       await native.dispose();
       throw nativeError(error, callSite);
@@ -168,6 +179,11 @@ export class TorchModel {
   /** The device in use: `'cpu'` or `'cuda:N'`. */
   get device(): string {
     return this.#native.device;
+  }
+
+  /** The intra-op threads of this model's calls. */
+  get threads(): number {
+    return this.#threads;
   }
 
   get dtype(): ModelDtype {

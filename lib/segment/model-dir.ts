@@ -27,6 +27,8 @@ export interface Manifest {
   resize: { short_edge: number; max_size: number; size_divisibility: number };
   logit_scale: number;
   text: { context_length: number; vocab_size: number; template_set: string; templates: string[] };
+  /** What the export's methods can do beyond format_version 1's (absent in older exports); see docs/models.md. */
+  capabilities?: string[];
 }
 
 /** A checked model folder. */

@@ -15,6 +15,7 @@ import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
 import * as is from '../is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
 import { binding, CudaMemory } from '../runtime/native';
+import { cpuAllocatorStats, CpuAllocatorStats } from '../runtime/cpu-allocator';
 import { ensembleTemplates, normalizeRows, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
 import type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
 export type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
@@ -25,7 +26,7 @@ import { ServingMetrics, ServingStats } from './serving-stats';
 import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
 import { TextCacheStats } from './text-cache';
 import { ClipTokenizer } from './tokenizer';
-import { Result, TorchModel, TorchModelOptions } from '../runtime/torch-model';
+import { Argument, Result, TorchModel, TorchModelOptions } from '../runtime/torch-model';
 
 /** Options of {@link SanModel.load}, besides the runtime's (device, dtype, threads, queueLimit). */
 export interface SanModelOptions extends TorchModelOptions {
@@ -59,7 +60,12 @@ export interface SanModelMetrics extends ServingMetrics {
    * The device; the process's resident memory in bytes; and on a GPU, its memory as LibTorch's caching allocator
    * counts it (shared by every model on that GPU), or on the CPU `{ unavailable: reason }`, never a made-up figure.
    */
-  memory: { device: string; rssBytes: number; deviceMemory: CudaMemory };
+  memory: { device: string; rssBytes: number; deviceMemory: CudaMemory; cpuAllocator: CpuAllocatorStats };
+  /**
+   * The intra-op threads of this model's calls, the cores all models of the process share, and OPENBLAS_NUM_THREADS
+   * as the addon loaded OpenBLAS with (set to '1' for the user unless already set).
+   */
+  threads: { model: number; coreBudget: number; openblas: string | null };
 }
 
 /** Defaults of every option that has one. */
@@ -280,11 +286,15 @@ export class SanModel {
 
   /** Serving counters: queue depths, batch sizes, latency percentiles, images/s, text cache and memory. */
   metrics(): SanModelMetrics {
+    const cpuAllocator = cpuAllocatorStats();
     return {
       ...this.#stats.snapshot(),
       queueDepth: { batcher: this.#batcher.stats().queued, runtime: this.#torch.queueDepth },
       textCache: this.#textCache?.stats() ?? null,
-      memory: { device: this.device, rssBytes: process.memoryUsage.rss(), deviceMemory: this.#deviceMemory() },
+      memory: { device: this.device, rssBytes: process.memoryUsage.rss(), deviceMemory: this.#deviceMemory(),
+        cpuAllocator },
+      threads: { model: this.#torch.threads, coreBudget: cpuAllocator.coreBudget,
+        openblas: process.env.OPENBLAS_NUM_THREADS ?? null },
     };
   }
 
@@ -345,21 +355,24 @@ export class SanModel {
     const height = Math.max(...jobs.map((job) => job.image.height));
     const width = Math.max(...jobs.map((job) => job.image.width));
     const canvas = new Uint8Array(jobs.length * height * width * 3);
-    const imageSizes = new BigInt64Array(jobs.length * 2);
-    const outputSizes = new BigInt64Array(jobs.length * 2);
-    jobs.forEach(({ image, outputSize }, i) => {
+    jobs.forEach(({ image }, i) => {
       const rowBytes = image.width * 3;
       for (let row = 0; row < image.height; row += 1) {
         canvas.set(image.data.subarray(row * rowBytes, (row + 1) * rowBytes), ((i * height + row) * width) * 3);
       }
-      imageSizes.set([BigInt(image.height), BigInt(image.width)], i * 2);
-      outputSizes.set([BigInt(outputSize[0]), BigInt(outputSize[1])], i * 2);
     });
+    const imageSizes = jobs.map(({ image }) => [image.height, image.width]);
+    const outputSizes = jobs.map(({ outputSize }) => [...outputSize]);
+    // Exports with the `segment_size_lists` capability take sizes as integer lists, which need no read-back from the
+    // device; older ones take int64 (N, 2) tensors.
+    const asLists = this.manifest.capabilities?.includes('segment_size_lists') ?? false;
+    const sizes = (rows: number[][]): Argument => (asLists ? rows
+      : tensor('int64', [rows.length, 2], BigInt64Array.from(rows.flat(), BigInt)));
     const [first] = jobs;
     return (await this.#torch.run(SAN, 'segment', [
       tensor('uint8', [jobs.length, height, width, 3], canvas),
-      tensor('int64', [jobs.length, 2], imageSizes),
-      tensor('int64', [jobs.length, 2], outputSizes),
+      sizes(imageSizes),
+      sizes(outputSizes),
       first.classEmbeddings,
       first.scores,
       first.proposals,
@@ -423,13 +436,18 @@ export class SanModel {
   async #encodeClasses(names: string[], templates: readonly string[]): Promise<Float32Array> {
     const dim = this.manifest.dims.embed_dim;
     const prompts = names.flatMap((name) => promptsFor(name, templates));
+    // Every class × template in calls of TEXT_BATCH prompts, shortest first, each cut at its longest prompt: the
+    // text encoder takes any length up to the context (its mask is causal), so no call computes padding it can skip.
+    const lengths = prompts.map((prompt) => this.#tokenizer.encode(prompt).length);
+    const order = prompts.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
     const embeddings = new Float32Array(prompts.length * dim);
     for (let start = 0; start < prompts.length; start += TEXT_BATCH) {
-      const { ids, dims } = this.#tokenizer.tokenize(prompts.slice(start, start + TEXT_BATCH),
-        this.manifest.text.context_length);
+      const rows = order.slice(start, start + TEXT_BATCH);
+      const { ids, dims } = this.#tokenizer.tokenize(rows.map((i) => prompts[i]), this.manifest.text.context_length,
+        { padToLongest: true });
       const out = (await this.#torch.run(TEXT_ENCODER, 'forward', [tensor('int64', dims, ids)],
         { float32Outputs: true })) as Result as Tensor<'float32'>;
-      embeddings.set(out.data, start * dim);
+      rows.forEach((prompt, row) => embeddings.set(out.data.subarray(row * dim, (row + 1) * dim), prompt * dim));
     }
     return ensembleTemplates(embeddings, templates.length, dim);
   }

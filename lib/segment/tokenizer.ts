@@ -134,20 +134,25 @@ export class ClipTokenizer {
     return ids;
   }
 
-  /** Encodes each text between the start and end tokens, zero-padded or truncated to `contextLength`. */
-  tokenize(texts: readonly string[], contextLength: number = CLIP_CONTEXT_LENGTH): TokenBatch {
+  /**
+   * Encodes each text between the start and end tokens, truncated to `contextLength` and zero-padded to it, or with
+   * `padToLongest` only to the longest row: CLIP's text mask is causal, so the padding columns change no embedding.
+   */
+  tokenize(texts: readonly string[], contextLength: number = CLIP_CONTEXT_LENGTH,
+    { padToLongest = false }: { padToLongest?: boolean } = {}): TokenBatch {
     if (!Number.isInteger(contextLength) || contextLength < 2) {
       throw new RangeError(`Expected an integer of at least 2 for contextLength but received ${contextLength}`);
     }
-    const ids = new BigInt64Array(texts.length * contextLength);
-    texts.forEach((text, row) => {
-      const tokens = [this.startToken, ...this.encode(text)].slice(0, contextLength - 1);
-      tokens.push(this.endToken);
+    const rows = texts.map((text) => [this.startToken, ...this.encode(text)].slice(0, contextLength - 1)
+      .concat(this.endToken));
+    const width = padToLongest ? Math.max(2, ...rows.map((tokens) => tokens.length)) : contextLength;
+    const ids = new BigInt64Array(texts.length * width);
+    rows.forEach((tokens, row) => {
       tokens.forEach((id, col) => {
-        ids[row * contextLength + col] = BigInt(id);
+        ids[row * width + col] = BigInt(id);
       });
     });
-    return { ids, dims: [texts.length, contextLength] };
+    return { ids, dims: [texts.length, width] };
   }
 
   /** Merges the symbols of one pre-split word (its last symbol marked end-of-word) by rank, best pair first. */

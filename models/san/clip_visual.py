@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .config import ClipVisionCfg
-from .layers import clip_blocks, resize_grid_embedding
+from .layers import Conv2d, LayerNorm, clip_blocks, resize_grid_embedding
 
 
 def conv_stem(channels: List[int]) -> nn.Sequential:
@@ -21,7 +21,7 @@ def conv_stem(channels: List[int]) -> nn.Sequential:
     empty Sequential) for CLIP's own checkpoints."""
     layers: List[nn.Module] = []
     for c_in, c_out in zip([3] + channels[:-1], channels):
-        layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+        layers += [Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
                    nn.GELU()]
     return nn.Sequential(*layers)
 
@@ -41,14 +41,15 @@ class FeatureExtractor(nn.Module):
         self.conv_stem = conv_stem(cfg.stem_channels)
         kernel = cfg.patch_size // 2 ** len(cfg.stem_channels)
         in_channels = cfg.stem_channels[-1] if cfg.stem_channels else 3
-        self.conv1 = nn.Conv2d(in_channels, cfg.width, kernel_size=kernel, stride=kernel, bias=False)
-        self.ln_pre = nn.LayerNorm(cfg.width)
+        self.conv1 = Conv2d(in_channels, cfg.width, kernel_size=kernel, stride=kernel, bias=False)
+        self.ln_pre = LayerNorm(cfg.width)
         self.resblocks = clip_blocks(cfg.width, cfg.heads, cfg.feature_last_layer)
         self.grid_size: Tuple[int, int] = (cfg.grid_size, cfg.grid_size)
         self.output_layers: List[int] = output_layers
 
     def forward(self, image: Tensor) -> Tuple[List[Tensor], Tuple[int, int]]:
-        x = self.conv1(self.conv_stem(image))
+        # The token stream is float32 whatever the model's dtype; only the products run in it (see layers.Linear).
+        x = self.conv1(self.conv_stem(image)).float()
         n, width, h, w = x.shape
         x = x.flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype).expand(n, 1, width)
@@ -94,7 +95,7 @@ class RecWithAttnbiasHead(nn.Module):
     def __init__(self, cfg: ClipVisionCfg, num_queries: int):
         super().__init__()
         self.resblocks = clip_blocks(cfg.width, cfg.heads, cfg.layers - cfg.feature_last_layer)
-        self.ln_post = nn.LayerNorm(cfg.width)
+        self.ln_post = LayerNorm(cfg.width)
         self.proj = nn.Parameter(cfg.width ** -0.5 * torch.randn(cfg.width, cfg.output_dim))
         self.num_queries = num_queries
         self.num_heads = cfg.heads
@@ -113,5 +114,5 @@ class RecWithAttnbiasHead(nn.Module):
         x = torch.cat([sos, tokens], dim=1)
         for block in self.resblocks:
             x = block(x, attn_mask)
-        x = self.ln_post(x[:, :q]) @ self.proj
-        return F.normalize(x, dim=-1)
+        x = self.ln_post(x[:, :q]).to(self.proj.dtype) @ self.proj
+        return F.normalize(x.float(), dim=-1)  # float32 whatever the model's dtype: classification reads it

@@ -21,10 +21,11 @@ def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -
     # Split before reshaping: indexing one permuted (3, N, heads, L, d) view three times makes autograd scatter
     # each gradient into its own zero-filled copy of the whole projection: a fifth of the attention's fwd+bwd time.
     q, k, v = [t.reshape(n, length, num_heads, head_dim).transpose(1, 2) for t in qkv.split(width, dim=-1)]
-    scores = (q * head_dim ** -0.5) @ k.transpose(-2, -1)
+    scores = (q.float() * head_dim ** -0.5) @ k.float().transpose(-2, -1)
     if attn_mask is not None:
         scores = scores + attn_mask
-    return (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(n, length, width)
+    # softmax in float32 (a no-op for float32 models): bfloat16's 8-bit mantissa is too coarse for it.
+    return (scores.float().softmax(dim=-1).to(v.dtype) @ v).transpose(1, 2).reshape(n, length, width)
 
 
 def resize_grid_embedding(embed: Tensor, src: Tuple[int, int], dst: Tuple[int, int]) -> Tensor:
@@ -38,6 +39,34 @@ def resize_grid_embedding(embed: Tensor, src: Tuple[int, int], dst: Tuple[int, i
     grid = embed.float().reshape(1, src[0], src[1], channels).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=[dst[0], dst[1]], mode="bicubic", align_corners=False)
     return grid.permute(0, 2, 3, 1).reshape(dst[0] * dst[1], channels).to(embed.dtype)
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters) computed in float32 and cast back to the input's dtype.
+
+    In a float32 model this is nn.LayerNorm exactly; in a model cast to bfloat16 or float16 the normalisation keeps
+    float32's precision while the matrix products around it run in the low precision.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
+                            self.eps).to(x.dtype)
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters) that casts its input to the weight's dtype: its product runs in the model's
+    dtype (bfloat16 in a cast model) while the residual streams around it stay float32. Exactly nn.Linear in a
+    float32 model."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (same parameters) that casts its input to the weight's dtype, as Linear."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x.to(self.weight.dtype), self.weight, self.bias)
 
 
 class QuickGELU(nn.Module):
@@ -59,12 +88,12 @@ class MultiheadSelfAttention(nn.Module):
         self.num_heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = F.linear(x.to(self.in_proj_weight.dtype), self.in_proj_weight, self.in_proj_bias)
         return self.out_proj(attention(qkv, self.num_heads, attn_mask))
 
 
@@ -74,13 +103,13 @@ class ResidualAttentionBlock(nn.Module):
     def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.ln_1 = nn.LayerNorm(width)
+        self.ln_1 = LayerNorm(width)
         self.attn = MultiheadSelfAttention(width, heads)
-        self.ln_2 = nn.LayerNorm(width)
+        self.ln_2 = LayerNorm(width)
         self.mlp = nn.Sequential(OrderedDict([
-            ("c_fc", nn.Linear(width, hidden)),
+            ("c_fc", Linear(width, hidden)),
             ("gelu", QuickGELU()),
-            ("c_proj", nn.Linear(hidden, width)),
+            ("c_proj", Linear(hidden, width)),
         ]))
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
@@ -102,21 +131,24 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        # In float32, as LayerNorm above.
+        dtype = x.dtype
+        x = x.float()
         mean = x.mean(1, keepdim=True)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        return (self.weight.float()[:, None, None] * x + self.bias.float()[:, None, None]).to(dtype)
 
 
 def conv1x1(in_channels: int, out_channels: int) -> nn.Module:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=1)
+    return Conv2d(in_channels, out_channels, kernel_size=1)
 
 
 class MLP(nn.Module):
     """num_layers affine layers with ReLU between them and none after the last; `affine` builds each layer."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int,
-                 affine: Callable[[int, int], nn.Module] = nn.Linear):
+                 affine: Callable[[int, int], nn.Module] = Linear):
         super().__init__()
         dims: List[int] = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         self.layers = nn.ModuleList([affine(a, b) for a, b in zip(dims[:-1], dims[1:])])

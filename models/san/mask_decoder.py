@@ -3,6 +3,7 @@ from typing import Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .config import DecoderCfg
 from .layers import MLP, conv1x1
@@ -29,8 +30,12 @@ class MLPMaskDecoder(nn.Module):
         query = self.query_mlp(query)
         pix = self.pix_mlp(x)
         n, channels, h, w = pix.shape
-        mask_logits = torch.einsum("bqc,bchw->bqhw", query, pix)
-        attn = self.attn_mlp(x).reshape(n, self.num_heads, channels, h, w)
+        # The mask and bias reductions in float32 whatever the model's dtype (no-ops in a float32 model): they are
+        # small beside the towers, and bfloat16 would round every logit to 3 digits.
+        query = query.float()
+        mask_logits = torch.einsum("bqc,bchw->bqhw", query, pix.float())
+        attn = self.attn_mlp(x).float().reshape(n, self.num_heads, channels, h, w)
         attn_bias = torch.einsum("bqc,bnchw->bnqhw", query, attn)
-        attn_bias = self.bias_scaling(attn_bias.unsqueeze(-1)).squeeze(-1)
+        scaling = self.bias_scaling
+        attn_bias = F.linear(attn_bias.unsqueeze(-1), scaling.weight.float(), scaling.bias.float()).squeeze(-1)
         return mask_logits, attn_bias

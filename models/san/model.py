@@ -96,7 +96,7 @@ class SanSegmenter(nn.Module):
         return self.encode(self.preprocess(images, image_sizes))
 
     def preprocess(self, images: Tensor, image_sizes: Optional[Tensor]) -> Tensor:
-        """Normalise in float32, zero what lies outside image_sizes, cast to the parameters' dtype, pad to /32."""
+        """Normalise in float32, zero what lies outside image_sizes, pad to /32; float32 whatever the model's dtype."""
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError("images must be a uint8 tensor (N, 3, H, W), got shape " + str(images.shape))
         n, _, h, w = images.shape
@@ -110,7 +110,6 @@ class SanSegmenter(nn.Module):
             rows = torch.arange(h, device=images.device).view(1, h, 1) < sizes[:, 0].view(n, 1, 1)
             cols = torch.arange(w, device=images.device).view(1, 1, w) < sizes[:, 1].view(n, 1, 1)
             x = x.masked_fill((~(rows & cols)).unsqueeze(1), 0.0)
-        x = x.to(self.bg_embed.dtype)
         pad_h = (self.size_divisibility - h % self.size_divisibility) % self.size_divisibility
         pad_w = (self.size_divisibility - w % self.size_divisibility) % self.size_divisibility
         return F.pad(x, [0, pad_w, 0, pad_h], value=0.0)
@@ -133,8 +132,9 @@ class SanSegmenter(nn.Module):
 
         The background embedding is appended, every row L2-normalised and scaled by exp(logit_scale).
         """
-        classifier = F.normalize(torch.cat([text_embeds.to(self.bg_embed.dtype), self.bg_embed]), dim=-1)
-        return torch.einsum("bqc,nc->bqn", mask_embeds, classifier * self.logit_scale.exp())
+        # In float32 whatever the model's dtype, as everything after it: the class scores are this product.
+        classifier = F.normalize(torch.cat([text_embeds.float(), self.bg_embed.float()]), dim=-1)
+        return torch.einsum("bqc,nc->bqn", mask_embeds.float(), classifier * self.logit_scale.float().exp())
 
     @torch.jit.export
     def resize_mask_logits(self, mask_logits: Tensor, image_h: int, image_w: int, out_h: int, out_w: int) -> Tensor:
@@ -162,12 +162,13 @@ class SanSegmenter(nn.Module):
         return scores, scores.argmax(dim=1)
 
     @torch.jit.export
-    def segment(self, images: Tensor, image_sizes: Tensor, output_sizes: Tensor, text_embeds: Tensor,
+    def segment(self, images: Tensor, image_sizes: List[List[int]], output_sizes: List[List[int]], text_embeds: Tensor,
                 with_scores: bool, with_proposals: bool) -> List[Dict[str, Tensor]]:
         """The whole image pipeline in one call, for a runtime that wants one round trip per batch.
 
         images: uint8 (N, H, W, 3), channels last as images are decoded, image i at the top left of the canvas;
-        image_sizes and output_sizes: int64 (N, 2) of each image's (height, width) and wanted output size;
+        image_sizes and output_sizes: N lists [height, width] of each image's size and wanted output size, plain
+        integers so that nothing reads device memory back before the outputs (no host sync on a GPU);
         text_embeds: unit class embeddings (C, D). Returns per image {"labels": int16 (out_h, out_w)}, plus "scores" (C, out_h,
         out_w) when with_scores, plus "mask_logits" (Q, Hp/16, Wp/16) and "class_probs" (Q, C+1, background
         last) when with_proposals. Labels and scores equal postprocess's for that image.
@@ -176,10 +177,18 @@ class SanSegmenter(nn.Module):
             raise ValueError("text_embeds must be (C, D) with 1 <= C <= 32767, got " + str(text_embeds.shape))
         if images.dim() != 4 or images.shape[3] != 3:
             raise ValueError("images must be (N, H, W, 3), got " + str(images.shape))
-        mask_logits, mask_embeds = self.forward_with_sizes(images.permute(0, 3, 1, 2).contiguous(), image_sizes)
+        if len(image_sizes) != images.shape[0] or len(output_sizes) != images.shape[0]:
+            raise ValueError("image_sizes and output_sizes must have one [height, width] per image, got "
+                             + str(len(image_sizes)) + " and " + str(len(output_sizes)) + " for " + str(images.shape[0]))
+        for size in image_sizes + output_sizes:
+            if len(size) != 2:
+                raise ValueError("each size must be [height, width], got " + str(size))
+        sizes_on_device = torch.tensor(image_sizes, dtype=torch.int64, device=images.device)  # a copy to the device
+        mask_logits, mask_embeds = self.forward_with_sizes(images.permute(0, 3, 1, 2).contiguous(), sizes_on_device)
+        # Post-processing in float32 whatever the model's dtype (a no-op for float32 models).
+        mask_logits = mask_logits.float()
         class_logits = self.classify(mask_embeds, text_embeds)
-        sizes: List[List[int]] = image_sizes.tolist()
-        outputs: List[List[int]] = output_sizes.tolist()
+        sizes, outputs = image_sizes, output_sizes
         results: List[Dict[str, Tensor]] = []
         for i in range(images.shape[0]):
             image_logits = class_logits[i:i + 1]

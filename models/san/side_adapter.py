@@ -8,14 +8,14 @@ import torch
 from torch import Tensor, nn
 
 from .config import DecoderCfg, SideAdapterCfg
-from .layers import AddFusion, attention, resize_grid_embedding
+from .layers import AddFusion, Conv2d, LayerNorm, Linear, attention, resize_grid_embedding
 from .mask_decoder import MLPMaskDecoder
 
 
 class PatchEmbed(nn.Module):
     def __init__(self, width: int, patch_size: int):
         super().__init__()
-        self.proj = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size)
+        self.proj = Conv2d(3, width, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, image: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         x = self.proj(image)
@@ -26,8 +26,8 @@ class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.num_heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
+        self.qkv = Linear(width, 3 * width)
+        self.proj = Linear(width, width)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(attention(self.qkv(x), self.num_heads))
@@ -36,9 +36,9 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, width: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(width, hidden)
+        self.fc1 = Linear(width, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, width)
+        self.fc2 = Linear(hidden, width)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -49,9 +49,9 @@ class Block(nn.Module):
 
     def __init__(self, width: int, heads: int, mlp_ratio: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(width, eps=1e-6)
+        self.norm1 = LayerNorm(width, eps=1e-6)
         self.attn = Attention(width, heads)
-        self.norm2 = nn.LayerNorm(width, eps=1e-6)
+        self.norm2 = LayerNorm(width, eps=1e-6)
         self.mlp = Mlp(width, int(width * mlp_ratio))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -106,10 +106,11 @@ class SideAdapterNetwork(nn.Module):
         """
         vit = self.vit_model
         x, grid = vit.patch_embed(image)
+        x = x.float()  # the token stream is float32 whatever the model's dtype (see layers.Linear)
         n, _, width = x.shape
         pos = resize_grid_embedding(vit.pos_embed[0], vit.grid_size, grid)
         pos = torch.cat([self.query_pos_embed[0], pos]).unsqueeze(0)
-        x = torch.cat([self.query_embed.expand(n, self.num_queries, width), x], dim=1) + pos
+        x = torch.cat([self.query_embed.to(x.dtype).expand(n, self.num_queries, width), x], dim=1) + pos
 
         clip_maps = [f[:, 1:].transpose(1, 2).reshape(n, f.shape[-1], clip_grid[0], clip_grid[1])
                      for f in clip_features]

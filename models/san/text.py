@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .config import TextCfg
-from .layers import clip_blocks
+from .layers import LayerNorm, clip_blocks
 from .tokenizer import SimpleTokenizer, tokenize
 
 # The reference's "vild" set, spelled exactly (the trailing periods are inconsistent in the original too).
@@ -60,7 +60,7 @@ class LearnableBgOvClassifier(nn.Module):
         self.transformer = Transformer(cfg.width, cfg.heads, cfg.layers)
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
-        self.ln_final = nn.LayerNorm(cfg.width)
+        self.ln_final = LayerNorm(cfg.width)
         self.context_length = cfg.context_length
 
     def forward(self, token_ids: Tensor) -> Tensor:
@@ -68,11 +68,12 @@ class LearnableBgOvClassifier(nn.Module):
             raise ValueError("token_ids must be (B, L) with L <= " + str(self.context_length) + ", got "
                              + str(token_ids.shape))
         length = token_ids.shape[1]
-        x = self.token_embedding(token_ids) + self.positional_embedding[:length]
+        # The token stream is float32 whatever the model's dtype (see layers.Linear).
+        x = self.token_embedding(token_ids).float() + self.positional_embedding[:length]
         x = self.transformer(x, self.attn_mask[:length, :length])
         x = self.ln_final(x)
         eot = x[torch.arange(x.shape[0], device=x.device), token_ids.argmax(dim=-1)]
-        return F.normalize(eot @ self.text_projection, dim=-1)
+        return F.normalize((eot.to(self.text_projection.dtype) @ self.text_projection).float(), dim=-1)
 
 
 @torch.no_grad()

@@ -208,7 +208,7 @@ def test_segment_is_postprocess_per_image_in_one_call(tiny_san):
     output_sizes = torch.tensor([[50, 75], [30, 40]])
     text_embeds = F.normalize(torch.randn(300, tiny_san.cfg.clip_visual.output_dim), dim=-1)
     channels_last = images.permute(0, 2, 3, 1).contiguous()
-    results = segmenter.segment(channels_last, sizes, output_sizes, text_embeds, True, True)
+    results = segmenter.segment(channels_last, sizes.tolist(), output_sizes.tolist(), text_embeds, True, True)
     mask_logits, mask_embeds = segmenter.forward_with_sizes(images, sizes)
     class_logits = segmenter.classify(mask_embeds, text_embeds)
     for i, result in enumerate(results):
@@ -220,6 +220,6 @@ def test_segment_is_postprocess_per_image_in_one_call(tiny_san):
         assert torch.allclose(result["class_probs"], class_logits[i].softmax(dim=-1))
     # Labels alone, reduced over chunks of 7 classes, are the argmax of the full scores.
     segmenter.label_chunk_elements = 7 * 50 * 75
-    labels_only = segmenter.segment(channels_last, sizes, output_sizes, text_embeds, False, False)
+    labels_only = segmenter.segment(channels_last, sizes.tolist(), output_sizes.tolist(), text_embeds, False, False)
     assert [sorted(r) for r in labels_only] == [["labels"], ["labels"]]
     assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(labels_only, results))

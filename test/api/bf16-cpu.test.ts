@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// bfloat16 on the CPU: accepted where the CPU has AVX512-BF16 or AMX-BF16, with mixed precision (products in
+// bfloat16; norms, softmax, reductions and post-processing in float32) that keeps the scores near float32's; refused
+// with ERR_SAN_DTYPE naming the instruction sets elsewhere.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SanModel } from '../../lib/segment/model';
+import { binding } from '../../lib/runtime/native';
+import { repoRoot } from '../helpers/paths';
+import { tinyModelDir } from '../native/support';
+
+/** Measured on an AMD EPYC with AVX512-BF16: 0.8e-2 (default) and 1.0e-2 (tiny) of the largest score. */
+const SCORE_TOLERANCE = 2e-2;
+const LABELS_EQUAL = 0.999;
+const missing = binding().cpuBfloat16();
+const onBf16Cpu = missing === null ? test : test.skip;
+if (missing !== null) console.log(`bfloat16 accuracy tests skipped: this CPU lacks ${missing}`);
+
+const DEFAULT_DIR = path.join(repoRoot, 'models', 'default');
+const SCENE = path.join(repoRoot, 'assets', 'procedural-scene.png');
+const SCENE_CLASSES = fs.readFileSync(path.join(repoRoot, 'assets', 'procedural-scene-classes.txt'), 'utf8')
+  .split('\n').filter(Boolean);
+
+async function compare(dir: string, input: string | Buffer, classes: string[]): Promise<{ rel: number; equal: number }> {
+  const results = [];
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const model = await SanModel.load(dir, { device: 'cpu', dtype, threads: 1, textCache: false });
+    try {
+      results.push(await model.segment(input, { classes, scores: true }));
+    } finally {
+      await model.dispose();
+    }
+  }
+  const [ref, low] = results;
+  let worst = 0;
+  let largest = 0;
+  ref.scores!.data.forEach((value, i) => {
+    worst = Math.max(worst, Math.abs(value - low.scores!.data[i]));
+    largest = Math.max(largest, Math.abs(value));
+  });
+  const labels = ref.labels.data;
+  const equal = labels.reduce((n, label, i) => n + (label === low.labels.data[i] ? 1 : 0), 0) / labels.length;
+  return { rel: worst / largest, equal };
+}
+
+onBf16Cpu('bfloat16 on the tiny reference image: scores near float32, labels equal', async () => {
+  const image = fs.readFileSync(path.join(repoRoot, 'assets', 'procedural-scene.png'));
+  const { rel, equal } = await compare(tinyModelDir, image, ['sky', 'tree', 'road', 'car', 'person']);
+  console.log(`tiny: scores ${rel.toExponential(2)} of the largest, labels ${(equal * 100).toFixed(2)} % equal`);
+  expect(rel).toBeLessThanOrEqual(SCORE_TOLERANCE);
+  expect(equal).toBeGreaterThanOrEqual(LABELS_EQUAL);
+}, 120_000);
+
+onBf16Cpu('bfloat16 on models/default and its sample scene: scores near float32, labels equal', async () => {
+  const { rel, equal } = await compare(DEFAULT_DIR, SCENE, SCENE_CLASSES);
+  console.log(`default: scores ${rel.toExponential(2)} of the largest, labels ${(equal * 100).toFixed(2)} % equal`);
+  expect(rel).toBeLessThanOrEqual(SCORE_TOLERANCE);
+  expect(equal).toBeGreaterThanOrEqual(LABELS_EQUAL);
+}, 120_000);
+
+test('bfloat16 is refused with ERR_SAN_DTYPE on a CPU without AVX512-BF16 or AMX-BF16 (forced)', () => {
+  // In a child process: the addon reads SAN_TEST_HIDE_CPU_BF16 from the real environment, which jest's is not.
+  const script = `require(${JSON.stringify(path.join(repoRoot, 'dist'))}).SanModel.load(${JSON.stringify(tinyModelDir)},
+    { device: 'cpu', dtype: 'bfloat16', threads: 1 }).then(() => console.log('loaded'),
+    (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
+  const output = execFileSync(process.execPath, ['-e', script], {
+    encoding: 'utf8', env: { ...process.env, SAN_TEST_HIDE_CPU_BF16: '1' },
+  });
+  expect(JSON.parse(output)).toEqual({
+    code: 'ERR_SAN_DTYPE',
+    message: "dtype bfloat16 on the CPU needs the AVX512-BF16 or AMX-BF16 instruction set, which this CPU lacks " +
+      "(neither avx512_bf16 nor amx_bf16 among its flags); device 'cpu' is the CPU here, so use float32",
+  });
+});
+
+test('float16 stays CUDA-only', async () => {
+  await expect(SanModel.load(tinyModelDir, { device: 'cpu', dtype: 'float16', threads: 1 })).rejects.toMatchObject({
+    code: 'ERR_SAN_DTYPE',
+  });
+});
