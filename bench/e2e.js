@@ -8,8 +8,8 @@
  *                     [--batch 16] [--side 640] [--formats jpeg,png] [--classes 150]
  *                     [--threads N] [--out FILE.json]
  *
- * Every series runs `--images` calls, `--concurrency` at a time, after one untimed pass of 2 × batch calls (the
- * TorchScript profiling executor's warm-up). Series, per format:
+ * Every series runs `--images` calls, `--concurrency` at a time, in two passes alternated with the other series', after
+ * one untimed pass of 2 × batch calls (the TorchScript profiling executor's warm-up). Series, per format:
  * - `decode`: the host alone, `readImage` to model scale as `segment()` does it (sharp on libuv's pool);
  * - `segment`: `segment(bytes, { classes })`, the whole pipeline;
  * and once: `decoded`: `segment(tensor)` on RGB images already at model scale (`resize: false`, labels at the
@@ -35,6 +35,8 @@ const { modelScaleSize, readImage } = require('../dist/segment/image');
 
 const ROOT = path.resolve(__dirname, '..');
 const DISTINCT_IMAGES = 8;
+/** Timed passes of each series, alternated. */
+const ROUNDS = 2;
 
 const { values: flags } = parseArgs({
   options: {
@@ -95,8 +97,8 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Runs `call(i)` for i < n, `concurrency` at a time; images/s and latency percentiles in ms. */
-async function series(n, concurrency, call) {
+/** Runs `call(i)` for i < n, `concurrency` at a time; the seconds it took and each call's latency in ms. */
+async function pass(n, concurrency, call) {
   const latencies = [];
   let next = 0;
   const started = performance.now();
@@ -110,9 +112,30 @@ async function series(n, concurrency, call) {
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { imagesPerS: n / seconds, seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+  return { seconds: (performance.now() - started) / 1000, latencies };
+}
+
+/**
+ * Times every series in `calls` (name -> call(i)) over `images` calls each, in ROUNDS alternating passes, so that
+ * a drifting machine weighs on all of them alike, after one untimed pass each of `warmup` calls.
+ * @returns per series: images/s over all its passes, and latency percentiles in ms.
+ */
+async function timeSeries(calls, { images, concurrency, warmup }) {
+  for (const call of Object.values(calls)) await pass(warmup, concurrency, call);
+  const totals = Object.fromEntries(Object.keys(calls).map((name) => [name, { seconds: 0, latencies: [] }]));
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const n = Math.ceil(images / ROUNDS);
+    for (const [name, call] of Object.entries(calls)) {
+      const { seconds, latencies } = await pass(n, concurrency, call);
+      totals[name].seconds += seconds;
+      totals[name].latencies.push(...latencies);
+    }
+  }
+  return Object.fromEntries(Object.entries(totals).map(([name, { seconds, latencies }]) => {
+    latencies.sort((a, b) => a - b);
+    return [name, { imagesPerS: latencies.length / seconds, seconds, n: latencies.length,
+      p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }];
+  }));
 }
 
 async function main() {
@@ -139,29 +162,27 @@ async function main() {
     const { image } = await readImage(sharp(pixels, { raw: { width: side, height: side, channels: 3 } }), decodeOptions);
     return { type: 'uint8', dims: [image.height, image.width, 3], data: image.data };
   }));
-  const results = {};
-  const run = async (name, call) => {
-    await series(2 * batch, concurrency, call); // warm-up: TorchScript profiles each batch shape's first calls
-    results[name] = await series(images, concurrency, call);
-    const r = results[name];
-    console.log(`${name.padEnd(16)} ${r.imagesPerS.toFixed(1).padStart(8)} images/s   p50 ${r.p50Ms.toFixed(1)} ms   p99 ${r.p99Ms.toFixed(1)} ms`);
-  };
   try {
     await model.encodeText(classes);
-    // The labels come back at the input's size either way, so both series post-process alike.
+    // The labels come back at the input's size either way, so both kinds of series post-process alike.
     const decodedOptions = { classes, resize: false, outputSize: [side, side] };
-    await run('decoded', (i) => model.segment(decodedImages[i % DISTINCT_IMAGES], decodedOptions));
+    const calls = { decoded: (i) => model.segment(decodedImages[i % DISTINCT_IMAGES], decodedOptions) };
     for (const format of settings.formats) {
       const bytes = encoded[format];
-      await run(`decode ${format}`, (i) => readImage(bytes[i % DISTINCT_IMAGES], decodeOptions));
-      await run(`segment ${format}`, (i) => model.segment(bytes[i % DISTINCT_IMAGES], { classes }));
+      calls[`decode ${format}`] = (i) => readImage(bytes[i % DISTINCT_IMAGES], decodeOptions);
+      calls[`segment ${format}`] = (i) => model.segment(bytes[i % DISTINCT_IMAGES], { classes });
+    }
+    // Warm-up of 2 × batch calls: TorchScript's profiling executor optimises each batch shape over its first calls.
+    const results = await timeSeries(calls, { images, concurrency, warmup: 2 * batch });
+    for (const [name, r] of Object.entries(results)) {
+      console.log(`${name.padEnd(16)} ${r.imagesPerS.toFixed(1).padStart(8)} images/s   p50 ${r.p50Ms.toFixed(1)} ms   p99 ${r.p99Ms.toFixed(1)} ms`);
     }
     const metrics = model.metrics();
     const report = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version,
         uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE, sharpConcurrency: sharp.concurrency() },
-      settings: { ...settings, modelScale: scale(side, side), device: model.device, dtype: model.dtype },
+      settings: { ...settings, modelScale: scale(side, side), device: model.device },
       results,
       ratios: Object.fromEntries(settings.formats.map((f) => [`segment ${f} / decoded`, results[`segment ${f}`].imagesPerS / results.decoded.imagesPerS])),
       batches: metrics.batches,
