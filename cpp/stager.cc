@@ -5,13 +5,13 @@
 #include <c10/core/Stream.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
-#include <c10/util/Optional.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "common.h"
@@ -49,7 +49,7 @@ void PlaceValue(Value* value, const Placement& placement, std::vector<at::Tensor
 
 // Places every tensor of `args`. Off the CPU the copies and casts run on `side`, a stream of this thread's own, and
 // are complete when this returns.
-void PlaceArgs(std::vector<Value>* args, const Placement& placement, c10::optional<c10::Stream>* side) {
+void PlaceArgs(std::vector<Value>* args, const Placement& placement, std::optional<c10::Stream>* side) {
   std::vector<at::Tensor> placed;
   if (placement.device.is_cpu()) {
     for (auto& arg : *args) PlaceValue(&arg, placement, &placed);
@@ -148,7 +148,7 @@ std::shared_ptr<StagedArgs> Stager::Stage(std::vector<Value> args) {
 void Stager::Loop(int threads) {
   SetThreads(threads);
   c10::InferenceMode inference;
-  c10::optional<c10::Stream> side;
+  std::optional<c10::Stream> side;
   auto& shared = *shared_;
   while (true) {
     std::shared_ptr<StagedArgs::Ticket> ticket;
