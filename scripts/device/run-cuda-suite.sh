@@ -12,8 +12,8 @@
 #     bench-float32, bench-float16, bench-bfloat16
 #               npm run bench on cuda in that dtype (BENCH_ARGS: more flags), the report in $OUT/bench-DTYPE.md
 #     peak      the GPU's bf16 matmul rate through PyTorch (8192³, median of 20 after warm-up), to $OUT/peak.json
-#     subset    the jest files of the Hopper work on CUDA in bfloat16 (staging, two batches in flight, batching,
-#               the tiny export's cases, SanModel), then the runtime's own (test/native) in float32
+#     subset    the jest files of the Hopper work on CUDA in bfloat16: staging, the executor's order and queue, the
+#               tiny export's cases, two batches in flight, batching
 #     attention models/tests/test_attention.py with this PyTorch: scaled_dot_product_attention (picked on >= 2.0)
 #               against the written-out path on CUDA per dtype, masked cases through fused kernels only
 #     probe-VARIANT   scripts/device/network_probe.py: the network at batch 16 in bfloat16, 640x640, in eager
@@ -22,10 +22,11 @@
 #     e2e-VARIANT     bench/e2e.js on a random-weight VARIANT (vit_b_16, vit_l_14_336): segment() from JPEG and PNG
 #               bytes, 32 at a time, batches of 16, against decoded images; GPU memory; $OUT/e2e-VARIANT.json
 #     hopper    the prepared plan of the Hopper issue (docs/gpu.md), within H200_BUDGET_S seconds (default 480):
-#               setup subset attention bench (B/16, batches 1 and 16, bfloat16) probe-vit_b_16 e2e-vit_b_16,
-#               then while time is left e2e-vit_l_14_336 probe-vit_l_14_336 parity aoti-vit_b_16; then
-#               scripts/device/summarize.js writes summary.md, and at most 8 files land in $OUT (what the device
-#               tool brings back): summary.md, steps.log, the JSON reports, everything else in results.tar.gz
+#               setup subset probe-vit_b_16 e2e-vit_b_16 attention bench-bfloat16 (B/16, batches 1 and 16), then
+#               e2e-vit_l_14_336 probe-vit_l_14_336 parity aoti-vit_b_16, each only while the budget has room for
+#               it and killed when it runs out; then scripts/device/summarize.js writes summary.md, and at most 8
+#               files land in $OUT (what the device tool brings back): summary.md, steps.log, the JSON reports,
+#               everything in results.tar.gz
 #
 # DEVICE=cpu runs the same steps on the CPU in float32 with the tiny model, against the addon and dist/ built here
 # (setup then only records versions): the dry run that keeps this script working where no GPU is lent, e.g.
@@ -125,8 +126,7 @@ PY
 
 subset() {
   SAN_TEST_DEVICE=$DEVICE SAN_TEST_DTYPE=$DTYPE run "jest-subset-$DTYPE" jest --maxWorkers=4 test/native/staging.test.ts \
-    test/api/pipelining.test.ts test/api/batching.test.ts test/native/cases.test.ts test/api/model.test.ts
-  SAN_TEST_DEVICE=$DEVICE SAN_TEST_DTYPE=float32 run jest-native-float32 jest --maxWorkers=4 test/native
+    test/native/concurrency.test.ts test/native/cases.test.ts test/api/pipelining.test.ts test/api/batching.test.ts
 }
 
 attention() {
@@ -152,35 +152,53 @@ probe() {
   fi
 }
 
-# e2e VARIANT [IMAGES]: bench/e2e.js, segment() from JPEG and PNG bytes with every host core decoding.
+# e2e VARIANT: bench/e2e.js, segment() from JPEG and PNG bytes with every host core decoding (ViT-L: fewer images).
 e2e() {
-  local dir
+  local dir images=256
+  [ "$1" = vit_b_16 ] || images=128
   dir=$(random_model "$1") || { say "e2e-$1: no model folder"; [ "$status" != 0 ] || status=1; return 1; }
   if [ "$DEVICE" = cpu ]; then
     run "e2e-$1" node bench/e2e.js --model "$dir" --device cpu --images 16 --concurrency 8 --batch 4 --classes 20 \
       --out "$OUT/e2e-$1.json"
   else
-    run "e2e-$1" node bench/e2e.js --model "$dir" --device cuda --dtype "$DTYPE" --images "${2:-256}" \
+    run "e2e-$1" node bench/e2e.js --model "$dir" --device cuda --dtype "$DTYPE" --images "$images" \
       --concurrency 32 --batch 16 --classes 150 --out "$OUT/e2e-$1.json"
   fi
 }
 
-# hopper: the Hopper issue's plan, most important first, each later step only while the budget leaves room for it.
+# hopper: the Hopper issue's plan, most important first. Each step runs as a child of this script, killed when the
+# budget runs out, and starts only while the budget leaves it the time it needs; the results are packed either way.
 hopper() {
   local results=$OUT budget=${H200_BUDGET_S:-480} started=$SECONDS
   OUT=$(mktemp -d)
+  export OUT DEVICE SAN_PYTHON
   left() { echo $((budget - (SECONDS - started))); }
-  # when NEED STEP...: runs the steps when at least NEED seconds of the budget are left, else records the skip.
-  when() {
-    local need=$1; shift
-    if [ "$(left)" -ge "$need" ]; then "$@"; else say "skipped (budget: $(left) s left, $need s wanted): $*"; fi
+  # step NEED NAME [ENV=VALUE...]: `run-cuda-suite.sh NAME` when NEED seconds are left, for at most what is left.
+  step() {
+    local need=$1 name=$2; shift 2
+    if [ "$(left)" -lt "$need" ]; then
+      say "skipped (budget: $(left) s left, $need s wanted): $name"
+      return 1
+    fi
+    env "$@" timeout --kill-after=5 "$(left)" bash "${BASH_SOURCE[0]}" "$name"
+    local code=$?
+    [ "$code" = 0 ] || { say "$name: ended with $code$([ "$code" = 124 ] && echo ' (out of budget)')"; [ "$status" != 0 ] || status=$code; }
+    return "$code"
   }
-  # setup exits on a failed build: in a subshell, so that the logs are still packed below.
-  if (setup); then
-    hopper_steps
-  else
-    say "setup failed: nothing else ran"
-    [ "$status" != 0 ] || status=1
+  if step 0 setup; then
+    step 60 subset
+    step 60 probe-vit_b_16
+    step 60 e2e-vit_b_16
+    step 20 attention
+    if [ "$DEVICE" = cpu ]; then
+      step 60 bench-"$DTYPE" BENCH_ARGS="--models tiny --quick --budget-s 120"
+    else
+      step 100 bench-"$DTYPE" BENCH_ARGS="--models vit_b_16 --batches 1,16 --warmup 3 --repeats 10 --budget-s 80"
+      step 150 e2e-vit_l_14_336
+      step 90 probe-vit_l_14_336
+      step 60 parity
+      step 150 aoti-vit_b_16
+    fi
   fi
   run summarize node scripts/device/summarize.js "$OUT" "$OUT/summary.md"
   cp "$OUT/summary.md" "$OUT/steps.log" "$results/" 2>/dev/null
@@ -190,25 +208,6 @@ hopper() {
   tar -czf "$results/results.tar.gz" -C "$OUT" .
   rm -rf "$OUT"
   OUT=$results
-}
-
-hopper_steps() {
-  subset
-  attention
-  if [ "$DEVICE" = cpu ]; then
-    BENCH_ARGS="--models tiny --quick --budget-s 120" bench "$DTYPE"
-  else
-    BENCH_ARGS="--models vit_b_16 --batches 1,16 --budget-s 100" bench "$DTYPE"
-  fi
-  probe vit_b_16
-  e2e vit_b_16
-  [ "$DEVICE" = cpu ] && return
-  when 150 e2e vit_l_14_336 128
-  when 90 probe vit_l_14_336
-  when 60 parity
-  when 150 run aoti-vit_b_16 timeout "$(($(left) - 20))" "$SAN_PYTHON" scripts/device/network_probe.py \
-    --variant vit_b_16 --batch 16 --side 640 --device cuda --dtype "$DTYPE" --modes eager,aoti --warmup 3 \
-    --repeats 10 --out "$OUT/aoti-vit_b_16.json"
 }
 
 steps=("$@")
