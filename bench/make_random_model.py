@@ -1,11 +1,12 @@
 """Writes the benchmark's model folders: a seeded random-weight SAN ViT-B/16 and a matmul probe.
 
-    python3 bench/make_random_model.py --out build/bench-models [--seed 0]
+    python3 bench/make_random_model.py --out build/bench-models [--seed 0] [--variant vit_b_16]
 
-OUT/vit_b_16 is what models.export writes for the official checkpoint (the same write_model_dir), with random
-weights: timings do not depend on the weights' values. It uses CLIP's vocabulary from ../shared when present; without
-it the tiny model's vocabulary stands in and the text tower's token table shrinks to its size, which changes no
-timing (a token lookup is a gather, whatever the table's length). OUT/probe.pt is a TorchScript module whose
+OUT/vit_b_16 (OUT/VARIANT for `--variant`: scripts/device/ also writes vit_l_14_336) is what models.export
+writes for the official checkpoint (the same write_model_dir), with random weights: timings do not depend on the
+weights' values. It uses CLIP's vocabulary from ../shared when present; without it the tiny model's vocabulary
+stands in and the text tower's token table shrinks to its size, which changes no timing (a token lookup is a gather,
+whatever the table's length). OUT/probe.pt is a TorchScript module whose
 `forward(like, n, reps)` multiplies two n × n matrices `reps` times, for the machine's matmul rate under LibTorch.
 A folder already written by the same seed and the same model code (models/san, models/export.py) is kept.
 """
@@ -58,14 +59,14 @@ def model_code_hash() -> str:
     return digest.hexdigest()
 
 
-def write_b16(out_dir: Path, seed: int) -> str:
+def write_random(out_dir: Path, seed: int, variant: str = VARIANT) -> str:
     stamp = out_dir / STAMP
     wanted = {"seed": seed, "code": model_code_hash()}
     if (out_dir / "manifest.json").exists() and stamp.exists():
         written = json.loads(stamp.read_text())
         if all(written.get(key) == value for key, value in wanted.items()):
             return written["vocab"]
-    cfg = load_preset(VARIANT)
+    cfg = load_preset(variant)
     vocab = DEFAULT_VOCAB if DEFAULT_VOCAB.exists() else TINY_VOCAB
     if not vocab.exists():
         raise SystemExit(f"neither {DEFAULT_VOCAB} nor {TINY_VOCAB} exists: run `bash scripts/setup.sh` first")
@@ -74,7 +75,7 @@ def write_b16(out_dir: Path, seed: int) -> str:
         cfg.text.vocab_size = SimpleTokenizer(vocab).vocab_size
     torch.manual_seed(seed)
     san = SAN(cfg).eval()
-    write_model_dir(san, VARIANT, vocab, out_dir)
+    write_model_dir(san, variant, vocab, out_dir)
     stamp.write_text(json.dumps({**wanted, "vocab": str(vocab)}) + "\n")
     return str(vocab)
 
@@ -83,11 +84,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for vit_b_16/ and probe.pt")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--variant", default=VARIANT, help="the preset to write (default vit_b_16)")
     args = parser.parse_args(argv)
-    vocab = write_b16(args.out / VARIANT, args.seed)
+    vocab = write_random(args.out / args.variant, args.seed, args.variant)
     probe = args.out / "probe.pt"
     torch.jit.save(torch.jit.script(MatmulProbe()), str(probe))  # a few kB: always the current one
-    print(json.dumps({"vit_b_16": str(args.out / VARIANT), "vocab": vocab, "probe": str(probe)}))
+    print(json.dumps({args.variant: str(args.out / args.variant), "vocab": vocab, "probe": str(probe)}))
     return 0
 
 

@@ -56,6 +56,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   queueLimit_ = options.Get("queueLimit").As<Napi::Number>().Uint32Value();
   const int threads = options.Get("threads").As<Napi::Number>().Int32Value();
   modules_ = std::make_unique<ModuleSet>();
+  stager_ = std::make_unique<Stager>(threads);
   executor_ = std::make_unique<Executor>(info.Env(), threads, queueLimit_);
 }
 
@@ -93,9 +94,10 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   ModuleSet* modules = modules_.get();
   return Queue(
       env, [modules, request, result] { *result = modules->Load(*request); },
-      [this, result](Napi::Env env) {
+      [this, modules, result](Napi::Env env) {
         device_ = result->device;
         dtype_ = result->dtype;
+        stager_->SetPlacement(modules->GetPlacement());  // the load job has run: the executor no longer writes it
         return LoadResultToJs(env, *result);
       },
       {});
@@ -121,8 +123,14 @@ Napi::Value ModelWrap::Run(const Napi::CallbackInfo& info) {
   }
   auto result = std::make_shared<san::Value>();
   ModuleSet* modules = modules_.get();
+  // Placed on the stager's thread while earlier calls run; the job takes them back when its turn comes.
+  std::shared_ptr<StagedArgs> staged = stager_->Stage(std::move(request->args));
   return Queue(
-      env, [modules, request, result] { *result = modules->Run(*request); },
+      env,
+      [modules, request, result, staged] {
+        request->args = staged->Take();
+        *result = modules->Run(*request);
+      },
       [request, result](Napi::Env env) { return ValueToJs(env, *result, request->options); }, std::move(pins));
 }
 
@@ -136,7 +144,12 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   disposed_ = true;
   ModuleSet* modules = modules_.get();
   return Queue(
-      env, [modules] { modules->Clear(); }, [](Napi::Env env) { return env.Undefined(); }, {}, /*final=*/true);
+      env, [modules] { modules->Clear(); },
+      [this](Napi::Env env) {
+        stager_.reset();  // every call queued before dispose() has run
+        return env.Undefined();
+      },
+      {}, /*final=*/true);
 }
 
 Napi::Value ModelWrap::GetDevice(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_); }

@@ -20,6 +20,7 @@
 
 #include "executor.h"
 #include "module_set.h"
+#include "stager.h"
 
 namespace san {
 
@@ -47,6 +48,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   bool disposed_ = false;
   // Declared before the executor, so destroyed after its thread is joined: only that thread touches it.
   std::unique_ptr<ModuleSet> modules_;
+  // Also before the executor: the jobs it drops at shutdown release their staged inputs into a live stager.
+  std::unique_ptr<Stager> stager_;
   std::unique_ptr<Executor> executor_;
 };
 

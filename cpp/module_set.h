@@ -24,6 +24,9 @@ class ModuleSet {
   // Frees the modules (and their device memory).
   void Clear();
 
+  // Where Run places input tensors; set by Load.
+  const Placement& GetPlacement() const { return placement_; }
+
  private:
   torch::jit::Module& Find(const std::string& module);
 

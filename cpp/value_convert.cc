@@ -12,16 +12,6 @@ namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
-at::Tensor PlaceTensor(const at::Tensor& tensor, const Placement& placement) {
-  // Images travel as uint8 (a quarter of float32's bytes) and the model normalises them on the device. The upload is
-  // a plain copy from the JS memory: staging it through page-locked memory first (pin_memory(), then a non-blocking
-  // copy) measured slower on an H100, 7 ms more for a batch of 16 images at 640x640, since the extra host copy costs
-  // more than the faster DMA saves (docs/benchmarks.md, GPU section).
-  at::Tensor placed = tensor.to(placement.device);
-  if (placement.castFloating && at::isFloatingType(placed.scalar_type())) placed = placed.to(*placement.castFloating);
-  return placed;
-}
-
 at::Tensor HostTensor(at::Tensor tensor, const ResultOptions& options, const std::vector<at::Tensor>& inputs) {
   // Cast before leaving the device: a GPU converts in microseconds what would take the executor thread milliseconds.
   if (options.float32Outputs && at::isFloatingType(tensor.scalar_type())) tensor = tensor.to(at::kFloat);
@@ -46,6 +36,16 @@ std::string DictKey(const c10::IValue& key) {
 }
 
 }  // namespace
+
+at::Tensor PlaceTensor(const at::Tensor& tensor, const Placement& placement) {
+  // Images travel as uint8 (a quarter of float32's bytes) and the model normalises them on the device. The upload is
+  // a plain copy from the JS memory: staging it through page-locked memory first (pin_memory(), then a non-blocking
+  // copy) measured slower on an H100, 7 ms more for a batch of 16 images at 640x640, since the extra host copy costs
+  // more than the faster DMA saves (docs/benchmarks.md, GPU section).
+  at::Tensor placed = tensor.to(placement.device);
+  if (placement.castFloating && at::isFloatingType(placed.scalar_type())) placed = placed.to(*placement.castFloating);
+  return placed;
+}
 
 Value ValueFromJs(Napi::Value value, const std::string& where, Pins* pins) {
   Value result;

@@ -38,6 +38,9 @@ struct Placement {
   c10::optional<c10::ScalarType> castFloating;
 };
 
+// Executor or stager thread. `tensor` on the placement's device and dtype; itself when it is there already.
+at::Tensor PlaceTensor(const at::Tensor& tensor, const Placement& placement);
+
 // How results are returned.
 struct ResultOptions {
   bool float32Outputs = false;  // cast every floating result tensor to float32

@@ -10,6 +10,8 @@
  * model with random weights); a model of any other variant segments the beach scene with everyday class names.
  * @module
  */
+// First: sizes libuv's pool before anything can start it.
+import './host-threads';
 import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';

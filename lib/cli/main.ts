@@ -6,6 +6,8 @@
  * into one line and an exit status: 0 success, 1 failure, 2 bad usage. docs/cli.md describes every command and flag.
  * @module
  */
+// First: sizes libuv's pool before anything can start it.
+import './host-threads';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {

@@ -42,10 +42,13 @@ export interface SanModelOptions extends TorchModelOptions {
   maxInputPixels?: number;
   /**
    * Dynamic batching of concurrent `segment` calls: images of the same padded shape, classes and outputs run as one
-   * batch. See {@link DynamicBatcherOptions} for `maxBatchSize`, `maxDelayMs`, `maxQueue` and `onFull`.
-   * @defaultValue `{ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' }`
+   * batch. See {@link DynamicBatcherOptions} for `maxBatchSize`, `maxDelayMs`, `maxQueue`, `onFull` and
+   * `concurrency`. On a GPU two batches are in flight by default: the runtime uploads the next batch's images while
+   * the current one runs (cpp/stager.h); on the CPU a second batch would only wait, so batches grow instead.
+   * @defaultValue `{ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject', concurrency: 2 }` on CUDA,
+   *   `concurrency: 1` on the CPU
    */
-  batching?: Pick<DynamicBatcherOptions<unknown>, 'maxBatchSize' | 'maxDelayMs' | 'maxQueue' | 'onFull'>;
+  batching?: Pick<DynamicBatcherOptions<unknown>, 'maxBatchSize' | 'maxDelayMs' | 'maxQueue' | 'onFull' | 'concurrency'>;
   /** Called after each batch has run, e.g. to export metrics; it must not throw. */
   onBatch?: (info: { size: number; runMs: number; queuedMs: number[] }) => void;
 }
@@ -78,6 +81,8 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   scores: false,
   proposals: false,
   batching: Object.freeze({ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' as const }),
+  /** Batches in flight by the device's kind: a GPU's next upload overlaps the current batch. */
+  batchConcurrency: Object.freeze({ cpu: 1, cuda: 2 }),
 });
 
 /** Most classes one call may name: their scores at 640×853 already take 9 GB. */
@@ -137,6 +142,7 @@ export class SanModel {
     const { onBatch } = options;
     this.#batcher = new DynamicBatcher((jobs) => this.#runBatch(jobs), {
       ...SAN_MODEL_DEFAULTS.batching,
+      concurrency: SAN_MODEL_DEFAULTS.batchConcurrency[torch.device.startsWith('cuda') ? 'cuda' : 'cpu'],
       ...options.batching,
       batchKey: (job) => job.key,
       onBatch: (info) => {
@@ -166,7 +172,8 @@ export class SanModel {
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
     const { textCache, verify, maxInputPixels, batching, onBatch, ...runtime } = options as SanModelOptions;
     if (batching !== undefined && !is.plainObject(batching)) {
-      throw is.invalidParameterError('options.batching', 'an object { maxBatchSize, maxDelayMs, maxQueue, onFull }', batching);
+      const expected = 'an object { maxBatchSize, maxDelayMs, maxQueue, onFull, concurrency }';
+      throw is.invalidParameterError('options.batching', expected, batching);
     }
     if (onBatch !== undefined && typeof onBatch !== 'function') {
       throw is.invalidParameterError('options.onBatch', 'a function', onBatch);

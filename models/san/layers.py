@@ -10,22 +10,64 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
-def attention(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
-    """softmax(q·kᵀ/√d + attn_mask)·v from a packed (N, L, 3C) projection laid out q | k | v; returns (N, L, C).
+def fused_attention_supported(version: str) -> bool:
+    """Whether a PyTorch of this version string ("1.13.0a0", "2.1.2+cu121") has F.scaled_dot_product_attention.
 
-    attn_mask is additive and broadcasts to (N, heads, L, L).
+    It arrived in 2.0. A TorchScript export that uses it loads only in LibTorch 2.0 or newer, so the exporting
+    PyTorch's own version is what decides.
     """
+    release = version.split("+")[0].split(".")
+    major = int("".join(c for c in release[0] if c.isdigit()) or 0)
+    minor = int("".join(c for c in release[1] if c.isdigit()) or 0) if len(release) > 1 else 0
+    return (major, minor) >= (2, 0)
+
+
+def _split_heads(qkv: Tensor, num_heads: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """q, k, v as (N, heads, L, d) from a packed (N, L, 3C) projection laid out q | k | v."""
     n, length, width3 = qkv.shape
     width = width3 // 3
     head_dim = width // num_heads
     # Split before reshaping: indexing one permuted (3, N, heads, L, d) view three times makes autograd scatter
     # each gradient into its own zero-filled copy of the whole projection: a fifth of the attention's fwd+bwd time.
     q, k, v = [t.reshape(n, length, num_heads, head_dim).transpose(1, 2) for t in qkv.split(width, dim=-1)]
-    scores = (q.float() * head_dim ** -0.5) @ k.float().transpose(-2, -1)
+    return q, k, v
+
+
+def _merge_heads(x: Tensor) -> Tensor:
+    """(N, heads, L, d) back to (N, L, heads·d)."""
+    n, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(n, length, heads * head_dim)
+
+
+def attention_written_out(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
+    """softmax(q·kᵀ/√d + attn_mask)·v from a packed (N, L, 3C) projection laid out q | k | v; returns (N, L, C).
+
+    attn_mask is additive and broadcasts to (N, heads, L, L). Basic operators only, so it exports for every
+    LibTorch; this is the exact path the reference cases were written with.
+    """
+    q, k, v = _split_heads(qkv, num_heads)
+    scores = (q.float() * q.shape[-1] ** -0.5) @ k.float().transpose(-2, -1)
     if attn_mask is not None:
         scores = scores + attn_mask
     # softmax in float32 (a no-op for float32 models): bfloat16's 8-bit mantissa is too coarse for it.
-    return (scores.float().softmax(dim=-1).to(v.dtype) @ v).transpose(1, 2).reshape(n, length, width)
+    return _merge_heads(scores.float().softmax(dim=-1).to(v.dtype) @ v)
+
+
+def attention_fused(qkv: Tensor, num_heads: int, attn_mask: Optional[Tensor] = None) -> Tensor:
+    """The same as attention_written_out through F.scaled_dot_product_attention (PyTorch 2.0 or newer).
+
+    On CUDA it runs a flash or memory-efficient kernel instead of materialising the (N, heads, L, L) scores; the
+    attention-bias and causal masks are additive float masks, which the memory-efficient kernel takes (flash
+    takes none). Only compiled where fused_attention_supported: on 1.13 the name below is never looked up.
+    """
+    q, k, v = _split_heads(qkv, num_heads)
+    return _merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask))
+
+
+# Picked once, at import: TorchScript compiles whichever function `attention` names when a module is scripted, so an
+# export from PyTorch >= 2.0 carries the fused operator and one from 1.13 the written-out one.
+FUSED_ATTENTION = fused_attention_supported(str(torch.__version__))
+attention = attention_fused if FUSED_ATTENTION else attention_written_out
 
 
 def resize_grid_embedding(embed: Tensor, src: Tuple[int, int], dst: Tuple[int, int]) -> Tensor:
@@ -79,8 +121,8 @@ class QuickGELU(nn.Module):
 class MultiheadSelfAttention(nn.Module):
     """Self-attention with nn.MultiheadAttention's parameter names (the CLIP checkpoint keys).
 
-    Written out rather than using nn.MultiheadAttention so that the TorchScript export contains only basic ops
-    on every PyTorch version (2.x would emit scaled_dot_product_attention, which LibTorch 1.13 lacks).
+    Not nn.MultiheadAttention, whose export differs between PyTorch versions: `attention` decides, by the
+    exporting PyTorch's version, between basic operators (LibTorch 1.13) and scaled_dot_product_attention (2.0+).
     """
 
     def __init__(self, width: int, heads: int):

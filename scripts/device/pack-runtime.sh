@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 version=${1:-$(node -p 'process.versions.node')}
 [ -d node_modules ] || { echo "no node_modules: run npm ci first" >&2; exit 1; }
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/.device/' >>.git/info/exclude; }
+# In a worktree .git is a file: ask git where its exclude file is.
+exclude=$(git rev-parse --git-path info/exclude)
+grep -qx '/.device/' "$exclude" 2>/dev/null || { mkdir -p "$(dirname "$exclude")"; echo '/.device/' >>"$exclude"; }
 mkdir -p .device
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -37,6 +37,36 @@ describe('model-scale resizing', () => {
   });
 });
 
+describe('JPEG shrink-on-load', () => {
+  /** A 1920×1920 JPEG with edges, gradients and fine detail: the content where DCT-domain shrinking shows. */
+  async function detailedJpeg(): Promise<Buffer> {
+    const side = 1920;
+    const raw = Buffer.alloc(side * side * 3);
+    for (let y = 0; y < side; y += 1) {
+      for (let x = 0; x < side; x += 1) {
+        const i = (y * side + x) * 3;
+        raw[i] = ((x >> 5) + (y >> 5)) & 1 ? 220 : 30;
+        raw[i + 1] = (x * 255) / side;
+        raw[i + 2] = 128 + 100 * Math.sin(x / 3) * Math.cos(y / 5);
+      }
+    }
+    return sharp(raw, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  }
+
+  test('a 3× reduction to model scale equals a full decode resized bilinearly, pixel for pixel', async () => {
+    const jpeg = await detailedJpeg();
+    const { image } = await readImage(jpeg, READ);
+    expect([image.height, image.width]).toEqual([640, 640]);
+    const full = await sharp(jpeg).raw().toBuffer();
+    const reference = await sharp(full, { raw: { width: 1920, height: 1920, channels: 3 } })
+      .resize(640, 640, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+    expect(Buffer.from(image.data).equals(reference)).toBe(true);
+    // What sharp's default (fastShrinkOnLoad: true) would have given: decoded at half size, visibly other pixels.
+    const fast = await sharp(jpeg).resize(640, 640, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+    expect(fast.equals(reference)).toBe(false);
+  });
+});
+
 describe('overlay rendering', () => {
   test('mixes each pixel half and half with its class colour, legend at the top left', async () => {
     const [height, width] = [100, 400];
