@@ -155,7 +155,7 @@ describe('BAD CALL - load() checks its options', () => {
     ['no files', {}, {}, TypeError,
       'Expected an object of module name to file path, not empty for files but received Object of type object'],
     ['a file that is not a string', { net: 3 }, {}, TypeError,
-      'Expected a file path for files.net but received 3 of type number'],
+      'Expected a file path (without NUL bytes) for files.net but received 3 of type number'],
     ['options that are not an object', files, 'cpu', TypeError,
       "Expected an object for options but received 'cpu' of type string"],
     ['an unknown device', files, { device: 'gpu' }, RangeError,
