@@ -361,14 +361,24 @@ export class SanModel {
 
   async #segment(input: ImageInput, checked: CheckedSegmentOptions, deadline: Deadline): Promise<SegmentResult> {
     const { image: { size_divisibility: divisor } } = this.manifest;
+    // Text encoding starts once the image's header has shown that the request fits its budget, and then overlaps
+    // the decoding; a refused request costs no encoding.
+    let admitted: () => void = () => undefined;
+    const admission = new Promise<void>((resolve) => {
+      admitted = resolve;
+    });
     const [decoded, classEmbeddings] = await Promise.all([
       readImage(input, {
-        resizeTo: (height, width) => this.#admit(height, width, checked),
+        resizeTo: (height, width) => {
+          const modelSize = this.#admit(height, width, checked);
+          admitted();
+          return modelSize;
+        },
         maxInputPixels: this.#maxInputPixels,
         name: 'input',
         signal: deadline.signal,
       }),
-      this.#classEmbeddings(checked.classes, checked.text, deadline),
+      admission.then(() => this.#classEmbeddings(checked.classes, checked.text, deadline)),
     ]);
     deadline.check();
     const { image, originalSize } = decoded;

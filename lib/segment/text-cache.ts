@@ -81,8 +81,7 @@ export class TextEmbeddingCache {
       const pending = this.#pending.get(key);
       if (cached !== undefined || pending !== undefined) {
         this.#stats.hits += 1;
-        // Another caller's encoding fails with its caller's abort or timeout too: then encode it for this caller.
-        rows.set(name, cached ?? pending?.catch(async () => this.lookup(scope, [name], encode)) as Promise<Float32Array>);
+        rows.set(name, (cached ?? pending) as Float32Array | Promise<Float32Array>);
       } else {
         missing.push(name);
       }
@@ -110,7 +109,22 @@ export class TextEmbeddingCache {
     }
     const out = new Float32Array(names.length * scope.dim);
     const resolved = new Map<string, Float32Array>();
-    for (const [name, row] of rows) resolved.set(name, await row);
+    // Another caller's encoding fails with that caller's abort or timeout too: those names are encoded again, for
+    // this caller, in one more lookup. A failure of this caller's own encoding is its own.
+    const retry: string[] = [];
+    const own = new Set(missing);
+    for (const [name, row] of rows) {
+      try {
+        resolved.set(name, await row);
+      } catch (error) {
+        if (own.has(name)) throw error;
+        retry.push(name);
+      }
+    }
+    if (retry.length > 0) {
+      const again = await this.lookup(scope, retry, encode);
+      retry.forEach((name, i) => resolved.set(name, again.subarray(i * scope.dim, (i + 1) * scope.dim)));
+    }
     names.forEach((name, i) => out.set(resolved.get(name) as Float32Array, i * scope.dim));
     return out;
   }
