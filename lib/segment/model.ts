@@ -60,6 +60,12 @@ export interface SanModelOptions extends TorchModelOptions {
    */
   maxPrompts?: number;
   /**
+   * The most memory, in bytes, all requests admitted and not yet settled may together be estimated to need (the
+   * estimate of `maxRequestBytes`); a request that would pass it is refused with ERR_SAN_OVERLOADED, unless it would
+   * be alone. @defaultValue `8589934592` (8 GiB)
+   */
+  maxInflightBytes?: number;
+  /**
    * Dynamic batching of concurrent `segment` calls: images of the same padded shape, classes and outputs run as one
    * batch. See {@link DynamicBatcherOptions} for `maxBatchSize`, `maxDelayMs`, `maxQueue` and `onFull`.
    * @defaultValue `{ maxBatchSize: 4, maxDelayMs: 2, maxQueue: 256, onFull: 'reject' }`
@@ -90,6 +96,7 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   maxOutputPixels: 2 ** 25,
   maxRequestBytes: 2 ** 32,
   maxPrompts: 65536,
+  maxInflightBytes: 2 ** 33,
   resize: true,
   synonyms: 'whole' as Synonyms,
   scores: false,
@@ -114,7 +121,7 @@ const TEXT_ENCODER = 'text_encoder';
 /** The methods each file of a model folder must export; checked at load, so a mixed-up folder fails there. */
 const REQUIRED_METHODS: Readonly<Record<string, readonly string[]>> = { [SAN]: ['segment'], [TEXT_ENCODER]: ['forward'] };
 const LOAD_OPTION_NAMES = ['textCache', 'verify', 'maxInputPixels', 'maxOutputPixels', 'maxRequestBytes', 'maxPrompts',
-  'batching', 'onBatch', ...TORCH_MODEL_OPTIONS];
+  'maxInflightBytes', 'batching', 'onBatch', ...TORCH_MODEL_OPTIONS];
 
 /** What the class embeddings depend on besides the class names. */
 interface TextOptions {
@@ -157,6 +164,8 @@ export class SanModel {
   /** Calls accepted and not yet settled: dispose() answers them all before it frees anything. */
   readonly #accepted = new Set<Promise<unknown>>();
   #disposing: Promise<void> | undefined;
+  /** The estimated bytes of the requests admitted and not yet settled. */
+  #inflightBytes = 0;
 
   private constructor(torch: TorchModel, modelDir: ModelDir, tokenizer: ClipTokenizer,
     textCache: TextEmbeddingCache | undefined, options: SanModelOptions & { limits: RequestLimits }) {
@@ -197,8 +206,8 @@ export class SanModel {
     if (!is.path(dir)) throw is.invalidParameterError('dir', 'a model folder path (without NUL bytes)', dir);
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
     is.knownOptions(options, 'options', LOAD_OPTION_NAMES);
-    const { textCache, verify, maxInputPixels, maxOutputPixels, maxRequestBytes, maxPrompts, batching, onBatch,
-      ...runtime } = options as SanModelOptions;
+    const { textCache, verify, maxInputPixels, maxOutputPixels, maxRequestBytes, maxPrompts, maxInflightBytes,
+      batching, onBatch, ...runtime } = options as SanModelOptions;
     if (batching !== undefined && !is.plainObject(batching)) {
       throw is.invalidParameterError('options.batching', 'an object { maxBatchSize, maxDelayMs, maxQueue, onFull }', batching);
     }
@@ -220,6 +229,7 @@ export class SanModel {
       maxOutputPixels: positive('maxOutputPixels', maxOutputPixels, SAN_MODEL_DEFAULTS.maxOutputPixels),
       maxRequestBytes: positive('maxRequestBytes', maxRequestBytes, SAN_MODEL_DEFAULTS.maxRequestBytes),
       maxPrompts: positive('maxPrompts', maxPrompts, SAN_MODEL_DEFAULTS.maxPrompts),
+      maxInflightBytes: positive('maxInflightBytes', maxInflightBytes, SAN_MODEL_DEFAULTS.maxInflightBytes),
     };
     const cache = makeTextCache(textCache);
     const modelDir = await readModelDir(dir, checkedVerify);
@@ -360,6 +370,17 @@ export class SanModel {
   }
 
   async #segment(input: ImageInput, checked: CheckedSegmentOptions, deadline: Deadline): Promise<SegmentResult> {
+    const reservation = { bytes: 0 };
+    try {
+      return await this.#segmentAdmitted(input, checked, deadline, reservation);
+    } finally {
+      // When the work itself settles, which may be after the caller was answered (a batch runs to completion).
+      this.#inflightBytes -= reservation.bytes;
+    }
+  }
+
+  async #segmentAdmitted(input: ImageInput, checked: CheckedSegmentOptions, deadline: Deadline,
+    reservation: { bytes: number }): Promise<SegmentResult> {
     const { image: { size_divisibility: divisor } } = this.manifest;
     // Text encoding starts once the image's header has shown that the request fits its budget, and then overlaps
     // the decoding; a refused request costs no encoding.
@@ -370,7 +391,7 @@ export class SanModel {
     const [decoded, classEmbeddings] = await Promise.all([
       readImage(input, {
         resizeTo: (height, width) => {
-          const modelSize = this.#admit(height, width, checked);
+          const modelSize = this.#admit(height, width, checked, reservation);
           admitted();
           return modelSize;
         },
@@ -418,11 +439,12 @@ export class SanModel {
   }
 
   /**
-   * The size the network sees an image of `height` × `width` at, once the request is known to fit its budget: called
-   * after the image's header is read and before it is decoded.
-   * @throws SanError ERR_SAN_TOO_LARGE naming the limit and its option.
+   * The size the network sees an image of `height` × `width` at, once the request is known to fit its budget and
+   * its estimated bytes are reserved: called after the image's header is read and before it is decoded.
+   * @throws SanError ERR_SAN_TOO_LARGE naming the limit and its option; ERR_SAN_OVERLOADED past maxInflightBytes.
    */
-  #admit(height: number, width: number, checked: CheckedSegmentOptions): [number, number] {
+  #admit(height: number, width: number, checked: CheckedSegmentOptions, reservation: { bytes: number }):
+    [number, number] {
     const { resize: policy, dims } = this.manifest;
     const outputSize = checked.outputSize ?? [height, width];
     if (checked.outputSize === undefined) checkOutputPixels(outputSize, this.#limits, "the input's own size");
@@ -436,7 +458,7 @@ export class SanModel {
         `(the manifest's resize policy), but it is ${height}×${width}; leave resize on`);
     }
     const cell = dims.mask_stride;
-    checkRequestBytes({
+    reservation.bytes = checkRequestBytes({
       modelPixels: modelSize[0] * modelSize[1],
       outputPixels: outputSize[0] * outputSize[1],
       classes: checked.classes.length,
@@ -444,7 +466,8 @@ export class SanModel {
       gridCells: Math.ceil(modelSize[0] / cell) * Math.ceil(modelSize[1] / cell),
       scores: checked.scores,
       proposals: checked.proposals,
-    }, this.#limits);
+    }, this.#limits, this.#inflightBytes);
+    this.#inflightBytes += reservation.bytes;
     return modelSize;
   }
 

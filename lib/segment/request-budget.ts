@@ -15,6 +15,8 @@ export interface RequestLimits {
   readonly maxRequestBytes: number;
   /** Most prompts one request may encode: classes (or their synonyms) × templates. */
   readonly maxPrompts: number;
+  /** Most bytes all admitted requests together are estimated to need; one request alone is always admitted. */
+  readonly maxInflightBytes: number;
 }
 
 /** What the memory estimate depends on. */
@@ -61,16 +63,31 @@ export function checkOutputPixels(size: readonly [number, number], limits: Reque
   }
 }
 
-/** Refuses a request estimated to need more than `maxRequestBytes`. */
-export function checkRequestBytes(shape: RequestShape, limits: RequestLimits): void {
+/**
+ * Refuses a request estimated to need more than `maxRequestBytes` (ERR_SAN_TOO_LARGE), or more than what
+ * `maxInflightBytes` leaves beside the `inflight` bytes of the requests admitted before it (ERR_SAN_OVERLOADED, to
+ * retry later).
+ * @returns the estimate, to be held until the request settles.
+ */
+export function checkRequestBytes(shape: RequestShape, limits: RequestLimits, inflight: number): number {
   const bytes = estimateRequestBytes(shape);
   if (bytes > limits.maxRequestBytes) {
-    const mib = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
     throw new SanError(ErrorCode.TOO_LARGE, `The request would need about ${mib(bytes)} (${shape.outputPixels} ` +
       `output pixels × ${shape.queries} proposals${shape.scores ? ` and ${shape.classes} classes of scores` : ''}), ` +
       `more than maxRequestBytes (${mib(limits.maxRequestBytes)}); ask for a smaller options.outputSize` +
       `${shape.scores ? ' or no scores' : ''}, or raise the maxRequestBytes option of SanModel.load`);
   }
+  if (inflight > 0 && inflight + bytes > limits.maxInflightBytes) {
+    throw new SanError(ErrorCode.OVERLOADED, `The requests in flight are estimated to need ${mib(inflight)}, and this ` +
+      `one ${mib(bytes)} more than maxInflightBytes (${mib(limits.maxInflightBytes)}) allows; retry later, or raise ` +
+      'the maxInflightBytes option of SanModel.load');
+  }
+  return bytes;
+}
+
+/** Bytes for a message: in KiB below a MiB, else in MiB. */
+function mib(bytes: number): string {
+  return bytes < 2 ** 20 ? `${Math.round(bytes / 1024)} KiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
 }
 
 /** Refuses a request that would encode more than `maxPrompts` prompts. */

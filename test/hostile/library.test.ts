@@ -98,8 +98,24 @@ describe('memory: a request is sized before it is admitted', () => {
     }
   });
 
+  test('admission is by bytes in flight too: past maxInflightBytes a request is ERR_SAN_OVERLOADED', async () => {
+    // One 64×64 request on the tiny model is estimated at about 370 KB.
+    const strict = await SanModel.load(tinyModelDir, { ...testRuntime(), maxInflightBytes: 400_000 });
+    try {
+      const [first, second] = await Promise.allSettled([rgb(64, 64), rgb(64, 64)].map((image) =>
+        strict.segment(image, { classes: CLASSES })));
+      expect(first.status).toBe('fulfilled');
+      expect(second).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.OVERLOADED,
+        message: expect.stringMatching(/more than maxInflightBytes \(391 KiB\) allows; retry later/) } });
+      // Alone, it is admitted again.
+      await expect(strict.segment(rgb(64, 64), { classes: CLASSES })).resolves.toBeDefined();
+    } finally {
+      await strict.dispose();
+    }
+  });
+
   test('the limits are options, validated like every option', async () => {
-    for (const name of ['maxOutputPixels', 'maxRequestBytes', 'maxPrompts']) {
+    for (const name of ['maxOutputPixels', 'maxRequestBytes', 'maxPrompts', 'maxInflightBytes']) {
       await expect(SanModel.load(tinyModelDir, { [name]: 0 })).rejects.toMatchObject({
         name: 'RangeError', code: ErrorCode.INVALID_ARG,
         message: `Expected a positive integer for options.${name} but received 0 of type number`,
