@@ -193,7 +193,8 @@ function checkOptions<I>(options: unknown): Settings<I> {
   return { maxBatchSize, maxDelayMs, maxQueue, onFull, concurrency, batchKey, onBatch };
 }
 
-function checkSubmitOptions(options: unknown): SubmitOptions {
+/** Checks the options of {@link DynamicBatcher.submit}; `SanModel` checks its own `signal` and `timeoutMs` with it. */
+export function checkSubmitOptions(options: unknown): SubmitOptions {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
   is.knownOptions(options, 'options', ['signal', 'timeoutMs']);
   const { signal, timeoutMs } = options;

@@ -9,7 +9,7 @@
  * @module
  */
 import { Duplex } from 'node:stream';
-import { DynamicBatcher, DynamicBatcherOptions } from './batcher';
+import { checkSubmitOptions, DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
 import { Deadline } from './deadline';
 import { ErrorCode, SanError } from '../errors';
 import { FairGate } from './fair-gate';
@@ -136,8 +136,8 @@ interface CheckedSegmentOptions {
   outputSize: [number, number] | undefined;
   scores: boolean;
   proposals: boolean;
-  signal: AbortSignal | undefined;
-  timeoutMs: number | undefined;
+  signal?: AbortSignal;
+  timeoutMs?: number;
 }
 
 /** One image's share of a batch. */
@@ -643,22 +643,9 @@ export class SanModel {
   }
 }
 
-/** `signal` and `timeoutMs`, as the batcher checks them (by shape, so a signal from another realm is welcome). */
-function checkDeadlineOptions(options: { signal?: unknown; timeoutMs?: unknown }):
-  { signal: AbortSignal | undefined; timeoutMs: number | undefined } {
-  const { signal, timeoutMs } = options;
-  const isSignal = typeof signal === 'object' && signal !== null &&
-    typeof (signal as AbortSignal).aborted === 'boolean' &&
-    typeof (signal as AbortSignal).addEventListener === 'function';
-  if (signal !== undefined && !isSignal) throw is.invalidParameterError('options.signal', 'an AbortSignal', signal);
-  if (timeoutMs !== undefined) {
-    if (typeof timeoutMs !== 'number') throw is.invalidParameterError('options.timeoutMs', 'a number', timeoutMs);
-    if (!(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
-      throw is.invalidParameterError('options.timeoutMs', 'a number greater than 0 and at most 2^31-1', timeoutMs,
-        'range');
-    }
-  }
-  return { signal: signal as AbortSignal | undefined, timeoutMs: timeoutMs as number | undefined };
+/** `signal` and `timeoutMs`, checked as the batcher checks them. */
+function checkDeadlineOptions(options: { signal?: unknown; timeoutMs?: unknown }): SubmitOptions {
+  return checkSubmitOptions({ signal: options.signal, timeoutMs: options.timeoutMs });
 }
 
 /** The folder's BPE vocabulary, bounded in size and checked against the manifest. */

@@ -291,6 +291,7 @@ describe('should-fix cases', () => {
     const result = await model.segment(rgb(40, 40), { classes: ['a\u0001b', 'c\u0000d\ud800', 'e<&>"f'] });
     const png = await result.toPng();
     expect((await sharp(png).metadata()).format).toBe('png');
+    await expect(result.toPng({ overlya: false } as object)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARG });
   });
 
   test('a textCache.file that is not a cache, or a FIFO, gets ERR_SAN_INVALID_ARG', async () => {
