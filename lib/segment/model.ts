@@ -307,7 +307,9 @@ export class SanModel {
       return Promise.reject(new SanError(ErrorCode.DISPOSED, 'The model was disposed'));
     }
     const deadline = new Deadline(limits.signal, limits.timeoutMs);
-    const call = deadline.race(work(deadline)).finally(() => {
+    // A call whose signal was aborted before it was made does no work at all.
+    const started = deadline.signal.aborted ? Promise.reject(deadline.signal.reason) : work(deadline);
+    const call = deadline.race(started).finally(() => {
       deadline.dispose();
       this.#accepted.delete(call);
     });

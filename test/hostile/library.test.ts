@@ -189,6 +189,18 @@ describe('deadlines and aborts stop work', () => {
     }
   });
 
+  test('a call made with an aborted signal does no work', async () => {
+    const run = jest.spyOn(TorchModel.prototype, 'run');
+    try {
+      const signal = AbortSignal.abort();
+      await expect(model.encodeText(['never encoded'], { signal })).rejects.toMatchObject({ name: 'AbortError' });
+      await expect(model.segment(rgb(8, 8), { classes: ['never segmented'], signal })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(run).not.toHaveBeenCalled();
+    } finally {
+      run.mockRestore();
+    }
+  });
+
   test('timeoutMs during a cold encoding rejects with ERR_SAN_TIMEOUT', async () => {
     const classes = Array.from({ length: 400 }, (_, i) => `timed-out class ${i}`);
     await expect(model.encodeText(classes, { timeoutMs: 1 })).rejects.toMatchObject({
