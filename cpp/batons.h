@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The plain data a model's jobs carry from the JS thread to the executor thread and back. No N-API handles: the
-// JS values they depend on are pinned by the job (Job::pins) instead.
+// The plain data a model's jobs carry from the JS thread to the executor thread and back. No N-API handles: input
+// tensors are copies made at submit time, and the model object is pinned by the job (Job::pins).
 #ifndef SAN_BATONS_H_
 #define SAN_BATONS_H_
 

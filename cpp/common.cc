@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/jit/runtime/jit_exception.h>
 
 #include <regex>
 #include <sstream>
@@ -62,8 +63,8 @@ std::string ShortenMessage(const std::string& message) {
 }
 
 ErrorCode ClassifyMessage(const std::string& message) {
-  // First match wins, so the more specific wordings come first. The samples in test/native/errors.test.ts are
-  // real LibTorch messages for each row.
+  // The last resort, for errors whose type says nothing (see CaptureCurrentException). First match wins, so the
+  // more specific wordings come first. The samples in test/native/errors.test.ts are real LibTorch messages.
   static const std::vector<std::pair<std::regex, ErrorCode>> kRules = [] {
     const auto flags = std::regex::icase | std::regex::ECMAScript;
     return std::vector<std::pair<std::regex, ErrorCode>>{
@@ -87,19 +88,48 @@ ErrorCode ClassifyMessage(const std::string& message) {
   return ErrorCode::kRuntime;
 }
 
+namespace {
+
+NativeError FromMessage(const std::string& raw, ErrorCode fallback = ErrorCode::kRuntime) {
+  const std::string message = ShortenMessage(raw);
+  const ErrorCode guessed = ClassifyMessage(message);
+  return {guessed == ErrorCode::kRuntime ? fallback : guessed, ErrorKind::kError, message};
+}
+
+NativeError Typed(ErrorCode code, const c10::Error& e) {
+  return {code, ErrorKind::kError, ShortenMessage(e.what_without_backtrace())};
+}
+
+}  // namespace
+
 NativeError CaptureCurrentException() {
+  // By the exception's type first: LibTorch raises TORCH_CHECK_INDEX, _VALUE, _TYPE, _NOT_IMPLEMENTED and allocation
+  // failures as their own c10::Error subclasses. Plain c10::Error, and errors the TorchScript interpreter rethrows
+  // as std::runtime_error with its traceback, say what they are only in words: the wording table is the last resort.
   try {
     throw;
   } catch (const SanException& e) {
     return {e.code(), e.kind(), e.what()};
+  } catch (const c10::OutOfMemoryError& e) {
+    return Typed(ErrorCode::kOutOfMemory, e);
+  } catch (const c10::IndexError& e) {
+    return Typed(ErrorCode::kShape, e);
+  } catch (const c10::TypeError& e) {
+    return Typed(ErrorCode::kDtype, e);
+  } catch (const c10::NotImplementedError& e) {
+    // An operator without a kernel for a dtype ("not implemented for 'Half'") or a backend ("CUDA backend").
+    return FromMessage(e.what_without_backtrace(), ErrorCode::kDtype);
+  } catch (const c10::ValueError& e) {
+    return FromMessage(e.what_without_backtrace(), ErrorCode::kInvalidArg);
   } catch (const c10::Error& e) {
-    const std::string message = ShortenMessage(e.what_without_backtrace());
-    return {ClassifyMessage(message), ErrorKind::kError, message};
+    return FromMessage(e.what_without_backtrace());
+  } catch (const torch::jit::JITException& e) {
+    // Raised by the model's own code (`raise ValueError(...)` in TorchScript): the model's failure, as it words it.
+    return {ErrorCode::kRuntime, ErrorKind::kError, ShortenMessage(e.what())};
   } catch (const std::bad_alloc&) {
     return {ErrorCode::kOutOfMemory, ErrorKind::kError, "Out of memory (std::bad_alloc)"};
   } catch (const std::exception& e) {
-    const std::string message = ShortenMessage(e.what());
-    return {ClassifyMessage(message), ErrorKind::kError, message};
+    return FromMessage(e.what());
   } catch (...) {
     return {ErrorCode::kRuntime, ErrorKind::kError, "Unknown native exception"};
   }

@@ -53,10 +53,13 @@ struct NativeError {
 // from" trailers and TorchScript interpreter tracebacks (keeping their final "RuntimeError: ..." line).
 std::string ShortenMessage(const std::string& message);
 
-// Guesses the code of a LibTorch message from its wording (see the table in common.cc).
+// Guesses the code of a LibTorch message from its wording (see the table in common.cc): the last resort, for an
+// error whose type and origin say nothing more.
 ErrorCode ClassifyMessage(const std::string& message);
 
-// Call inside a catch block: the current exception as a NativeError, whatever its type.
+// Call inside a catch block: the current exception as a NativeError, classified by its type (SanException,
+// c10::OutOfMemoryError, IndexError, TypeError, NotImplementedError, ValueError, the model's own JITException,
+// std::bad_alloc), and by its wording only when the type is a plain c10::Error or std::exception.
 NativeError CaptureCurrentException();
 
 // A JS Error (or TypeError/RangeError) with `code` set.

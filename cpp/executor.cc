@@ -90,8 +90,14 @@ void DeliverJob(Napi::Env env, Napi::Function /*unused*/, Executor* self, Job* r
   // can be settled then, and no exception may unwind into Node.
   try {
     job->Settle(env);
-    if (--self->pending_ == 0) self->tsfn_.Unref(env);
   } catch (...) {
+  }
+  // Counted whatever settling did: a job left pending would keep the thread-safe function ref'd, and Node alive.
+  if (--self->pending_ == 0) {
+    try {
+      self->tsfn_.Unref(env);
+    } catch (...) {
+    }
   }
   if (job->Final()) {
     self->thread_.join();  // it returned right after posting this job

@@ -2,7 +2,7 @@
 // One native thread per model that runs its jobs in order, so that inference never blocks the JS thread nor takes
 // a thread of libuv's pool (which sharp, fs and dns need).
 //
-// A job is made on the JS thread (arguments copied or pinned), run on the executor thread (torch work only, no
+// A job is made on the JS thread (arguments copied), run on the executor thread (torch work only, no
 // N-API), then handed back through a thread-safe function and settled on the JS thread, where its Promise resolves
 // or rejects. Lifetimes:
 // * While jobs are pending the thread-safe function is ref'd, so Node waits for them; an idle model does not keep

@@ -60,7 +60,8 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   executor_ = std::make_unique<Executor>(info.Env(), threads, queueLimit_);
 }
 
-Napi::Value ModelWrap::Queue(Napi::Env env, Job::Work work, Job::Finish finish, Pins pins, bool final) {
+Napi::Value ModelWrap::Queue(Napi::Env env, Job::Work work, Job::Finish finish, bool final) {
+  Pins pins;
   pins.push_back(Napi::Persistent<Napi::Value>(Value()));  // this object, with its modules, outlives the job
   auto job = std::make_unique<Job>(env, std::move(work), std::move(finish), std::move(pins), final);
   Napi::Promise promise = job->Promise();
@@ -99,21 +100,19 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
         dtype_ = result->dtype;
         stager_->SetPlacement(modules->GetPlacement());  // the load job has run: the executor no longer writes it
         return LoadResultToJs(env, *result);
-      },
-      {});
+      });
 }
 
 Napi::Value ModelWrap::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (disposed_) return DisposedError(env);
   auto request = std::make_shared<RunRequest>();
-  Pins pins;
   try {
     request->module = info[0].As<Napi::String>().Utf8Value();
     request->method = info[1].As<Napi::String>().Utf8Value();
     Napi::Array args = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < args.Length(); ++i) {
-      request->args.push_back(ValueFromJs(args.Get(i), "args[" + std::to_string(i) + "]", &pins));
+      request->args.push_back(ValueFromJs(args.Get(i), "args[" + std::to_string(i) + "]"));
     }
     Napi::Object options = info[3].As<Napi::Object>();
     request->options.float32Outputs = options.Get("float32Outputs").ToBoolean().Value();
@@ -131,7 +130,7 @@ Napi::Value ModelWrap::Run(const Napi::CallbackInfo& info) {
         request->args = staged->Take();
         *result = modules->Run(*request);
       },
-      [request, result](Napi::Env env) { return ValueToJs(env, *result, request->options); }, std::move(pins));
+      [request, result](Napi::Env env) { return ValueToJs(env, *result, request->options); });
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
@@ -149,7 +148,7 @@ Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
         stager_.reset();  // every call queued before dispose() has run
         return env.Undefined();
       },
-      {}, /*final=*/true);
+      /*final=*/true);
 }
 
 Napi::Value ModelWrap::GetDevice(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_); }

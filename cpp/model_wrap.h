@@ -39,7 +39,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
 
   // Queues a job that pins this object, or rejects with ERR_SAN_OVERLOADED when the queue is full.
-  Napi::Value Queue(Napi::Env env, Job::Work work, Job::Finish finish, Pins pins, bool final = false);
+  Napi::Value Queue(Napi::Env env, Job::Work work, Job::Finish finish, bool final = false);
 
   std::string device_;  // as requested until load() settles, then as resolved ("auto" -> "cpu")
   std::string dtype_;

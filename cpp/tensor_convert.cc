@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tensor_convert.h"
 
-#include <ATen/ops/from_blob.h>
+#include <ATen/ops/empty.h>
 
 #include <cstring>
 #include <iterator>
@@ -164,7 +164,7 @@ bool IsJsTensor(Napi::Value value) {
   return object.Has("type") && object.Has("dims") && object.Has("data");
 }
 
-at::Tensor TensorFromJs(Napi::Object tensor, const std::string& where, Pins* pins) {
+at::Tensor TensorFromJs(Napi::Object tensor, const std::string& where) {
   const TensorType& type = ReadType(tensor, where + ".type");
   int64_t count = 0;
   std::vector<int64_t> dims = ReadDims(tensor, where + ".dims", &count);
@@ -184,8 +184,11 @@ at::Tensor TensorFromJs(Napi::Object tensor, const std::string& where, Pins* pin
   auto* bytes = static_cast<uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
   if (type.scalar == c10::ScalarType::Bool) CheckBoolBytes(data, bytes, count, where + ".data");
 
-  pins->push_back(Napi::Persistent(value));
-  return at::from_blob(bytes, dims, at::TensorOptions().dtype(type.scalar));
+  // Copied now, on the JS thread: the job may wait in the queue, and JS may meanwhile change, transfer or detach the
+  // buffer (structuredClone with transfer frees it), which a tensor over the JS memory would then read after free.
+  at::Tensor copy = at::empty(dims, at::TensorOptions().dtype(type.scalar));
+  if (count > 0) std::memcpy(copy.data_ptr(), bytes, static_cast<std::size_t>(count) * type.elementBytes);
+  return copy;
 }
 
 bool HasJsType(c10::ScalarType dtype) { return FindByScalar(dtype) != nullptr; }

@@ -21,7 +21,7 @@ at::Tensor HostTensor(at::Tensor tensor, const ResultOptions& options, const std
                                               c10::toString(tensor.scalar_type()) + " to JS");
   }
   tensor = tensor.contiguous();
-  // A result that is (a view of) an input still lives in JS memory, which JS may free before the result.
+  // A result that is (a view of) an input shares the input's copy: cloned, so every result owns its own memory.
   for (const auto& input : inputs) {
     if (tensor.is_alias_of(input)) return tensor.clone();
   }
@@ -47,7 +47,7 @@ at::Tensor PlaceTensor(const at::Tensor& tensor, const Placement& placement) {
   return placed;
 }
 
-Value ValueFromJs(Napi::Value value, const std::string& where, Pins* pins) {
+Value ValueFromJs(Napi::Value value, const std::string& where) {
   Value result;
   if (value.IsNull() || value.IsUndefined()) return result;
   if (value.IsBoolean()) {
@@ -75,11 +75,11 @@ Value ValueFromJs(Napi::Value value, const std::string& where, Pins* pins) {
     Napi::Array array = value.As<Napi::Array>();
     result.kind = Value::Kind::kList;
     for (uint32_t i = 0; i < array.Length(); ++i) {
-      result.items.push_back(ValueFromJs(array.Get(i), where + "[" + std::to_string(i) + "]", pins));
+      result.items.push_back(ValueFromJs(array.Get(i), where + "[" + std::to_string(i) + "]"));
     }
   } else if (IsJsTensor(value)) {
     result.kind = Value::Kind::kTensor;
-    result.tensor = TensorFromJs(value.As<Napi::Object>(), where, pins);
+    result.tensor = TensorFromJs(value.As<Napi::Object>(), where);
   } else {
     throw InvalidValue(ErrorCode::kInvalidArg, ErrorKind::kTypeError,
                        "a tensor {type, dims, data}, number, bigint, boolean, string, null or Array", where, value);
@@ -98,7 +98,15 @@ c10::IValue ValueToIValue(const Value& value, const c10::TypePtr& expected, cons
                                                       : c10::IValue(value.integer);
     case Value::Kind::kDouble: return value.number;
     case Value::Kind::kString: return value.string;
-    case Value::Kind::kTensor: return PlaceTensor(value.tensor, placement);
+    case Value::Kind::kTensor:
+      try {
+        return PlaceTensor(value.tensor, placement);
+      } catch (const c10::Error&) {
+        // Raised while moving an argument, not while running: the device (or its memory) is the problem.
+        const NativeError error = CaptureCurrentException();
+        throw SanException(error.code == ErrorCode::kOutOfMemory ? ErrorCode::kOutOfMemory : ErrorCode::kDevice,
+                           "Cannot place an argument on " + placement.device.str() + ": " + error.message);
+      }
     case Value::Kind::kList:
     case Value::Kind::kTuple:
     case Value::Kind::kDict: break;

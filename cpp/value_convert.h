@@ -48,13 +48,13 @@ struct ResultOptions {
 };
 
 // JS thread. null/undefined -> None, boolean, number (integral -> int, else double), bigint -> int, string, Array
-// -> list, JS tensor. Pins every TypedArray it shares. Throws SanException naming `where` ("args[1][0]").
-Value ValueFromJs(Napi::Value value, const std::string& where, Pins* pins);
+// -> list, JS tensor (its data copied). Throws SanException naming `where` ("args[1][0]").
+Value ValueFromJs(Napi::Value value, const std::string& where);
 
 // Executor thread. Converts to the type the method declares (int -> float, list -> tuple, ...) and places tensors.
 c10::IValue ValueToIValue(const Value& value, const c10::TypePtr& expected, const Placement& placement);
 
-// Executor thread. Tensors become contiguous CPU tensors; one whose storage is `inputs`' memory (JS-owned) is cloned.
+// Executor thread. Tensors become contiguous CPU tensors; one whose storage is an input's is cloned.
 Value IValueToValue(const c10::IValue& value, const ResultOptions& options, const std::vector<at::Tensor>& inputs);
 
 // Every tensor of a JS argument tree, to check results against.

@@ -61,3 +61,23 @@ export function invalidParameterError(
   const message = `Expected ${expected} for ${name} but received ${describe(actual)} of type ${typeof actual}`;
   return withCode(kind === 'type' ? new TypeError(message) : new RangeError(message), code);
 }
+
+/**
+ * Refuses option names that are not in `known`, as sharp does: a misspelt option (`devise`) would otherwise be
+ * silently ignored.
+ * @param options - the options object, already known to be a plain object.
+ * @param name - its dotted name, e.g. `options` or `options.batching`.
+ * @throws RangeError ERR_SAN_INVALID_ARG naming the unknown option and the known ones.
+ */
+export function knownOptions(options: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw invalidParameterError(`${name}.${key}`, `a known option (one of: ${known.join(', ')})`, key, 'range');
+    }
+  }
+}
+
+/** Is this a usable file path: a non-empty string without NUL bytes (which the C libraries below would cut at)? */
+export function path(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && !value.includes('\0');
+}

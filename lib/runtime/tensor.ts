@@ -16,8 +16,7 @@
  * | `int64`    | `BigInt64Array` |                                                          |
  * | `bool`     | `Uint8Array`    | each element 0 or 1                                      |
  *
- * Inputs are read in place, without a copy, while the call runs: do not change or transfer their buffers until
- * it settles. Outputs own their memory (LibTorch's, released when the output is garbage-collected).
+ * Inputs are copied when a call is submitted: their buffers may be changed, transferred or detached at once. Outputs own their memory (LibTorch's, released when the output is garbage-collected).
  * @module
  */
 import { ErrorCode, withCode } from '../errors';

@@ -65,6 +65,8 @@ export const TORCH_MODEL_DEFAULTS = Object.freeze({
   copyOutputs: false,
 });
 
+/** The names {@link TorchModel.load} takes; a `SanModel` passes its other options through to it. */
+export const TORCH_MODEL_OPTIONS: readonly string[] = Object.freeze(['device', 'dtype', 'threads', 'queueLimit']);
 const DEVICE_PATTERN = /^(cpu|auto|cuda(:\d{1,2})?)$/;
 const DTYPES: readonly ModelDtype[] = ['float32', 'float16', 'bfloat16'];
 const MAX_THREADS = 1024;
@@ -72,6 +74,7 @@ const MAX_QUEUE_LIMIT = 2 ** 31 - 1;
 
 function checkModelOptions(options: unknown): Required<TorchModelOptions> {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+  is.knownOptions(options, 'options', TORCH_MODEL_OPTIONS);
   const { device = TORCH_MODEL_DEFAULTS.device, dtype = TORCH_MODEL_DEFAULTS.dtype } = options;
   const { threads = os.availableParallelism(), queueLimit = TORCH_MODEL_DEFAULTS.queueLimit } = options;
   if (!is.string(device)) throw is.invalidParameterError('options.device', 'a string', device);
@@ -102,7 +105,7 @@ function checkFiles(files: unknown): asserts files is Record<string, string> {
     throw is.invalidParameterError('files', 'an object of module name to file path, not empty', files);
   }
   for (const [name, file] of Object.entries(files)) {
-    if (!is.string(file) || file.length === 0) throw is.invalidParameterError(`files.${name}`, 'a file path', file);
+    if (!is.path(file)) throw is.invalidParameterError(`files.${name}`, 'a file path (without NUL bytes)', file);
   }
 }
 
@@ -118,6 +121,7 @@ function checkArgument(value: unknown, name: string): void {
 
 function checkRunOptions(options: unknown): Required<RunOptions> {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+  is.knownOptions(options, 'options', ['float32Outputs', 'copyOutputs']);
   const { float32Outputs = TORCH_MODEL_DEFAULTS.float32Outputs } = options;
   const { copyOutputs = TORCH_MODEL_DEFAULTS.copyOutputs } = options;
   if (!is.bool(float32Outputs)) throw is.invalidParameterError('options.float32Outputs', 'a boolean', float32Outputs);
@@ -208,8 +212,8 @@ export class TorchModel {
    * Calls `module.method(...args)` on the model's thread, under inference mode.
    * @param module - a name given to {@link TorchModel.load}.
    * @param method - any method the module exports (`forward`, or one marked `@torch.jit.export`).
-   * @param args - the method's arguments; see {@link Argument}. Input tensors are read in place: leave them
-   *   unchanged until the call settles.
+   * @param args - the method's arguments; see {@link Argument}. Input tensors are copied when the call is made, so
+   *   their buffers may be changed, transferred or detached at once.
    * @param options - output conversion; see {@link RunOptions}.
    * @returns the method's result; see {@link Result}.
    * @throws TypeError or RangeError for a malformed argument (code ERR_SAN_INVALID_ARG, or ERR_SAN_DTYPE /

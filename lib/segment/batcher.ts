@@ -127,7 +127,7 @@ const ON_FULL: readonly OnFull[] = ['reject', 'wait'];
 const MAX_INT32 = 2 ** 31 - 1;
 
 /** An abort, as Node's own APIs report one (`name` `'AbortError'`, `code` `'ABORT_ERR'`, the reason as `cause`). */
-class AbortError extends Error {
+export class AbortError extends Error {
   override readonly name = 'AbortError';
   readonly code = 'ABORT_ERR';
 }
@@ -174,6 +174,8 @@ function checkOptional<F>(options: Record<string, unknown>, name: string): F | u
 
 function checkOptions<I>(options: unknown): Settings<I> {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+  is.knownOptions(options, 'options', ['maxBatchSize', 'maxDelayMs', 'maxQueue', 'onFull', 'batchKey', 'concurrency',
+    'onBatch']);
   const maxBatchSize = checkInteger(options, 'maxBatchSize', DYNAMIC_BATCHER_DEFAULTS.maxBatchSize);
   const { maxDelayMs = DYNAMIC_BATCHER_DEFAULTS.maxDelayMs, onFull = DYNAMIC_BATCHER_DEFAULTS.onFull } = options;
   if (typeof maxDelayMs !== 'number') throw is.invalidParameterError('options.maxDelayMs', 'a number', maxDelayMs);
@@ -191,8 +193,10 @@ function checkOptions<I>(options: unknown): Settings<I> {
   return { maxBatchSize, maxDelayMs, maxQueue, onFull, concurrency, batchKey, onBatch };
 }
 
-function checkSubmitOptions(options: unknown): SubmitOptions {
+/** Checks the options of {@link DynamicBatcher.submit}; `SanModel` checks its own `signal` and `timeoutMs` with it. */
+export function checkSubmitOptions(options: unknown): SubmitOptions {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+  is.knownOptions(options, 'options', ['signal', 'timeoutMs']);
   const { signal, timeoutMs } = options;
   // Checked by shape, not instanceof: a signal may come from another realm (a vm context, a test environment).
   const isSignal =

@@ -1,6 +1,7 @@
 /**
  * Images in and out through sharp: decoding at model scale, and rendering a label map as a coloured overlay.
  */
+import { promises as fsp } from 'node:fs';
 import sharp, { Metadata, Sharp } from 'sharp';
 import { ErrorCode, SanError } from '../errors';
 import * as is from '../is';
@@ -23,7 +24,8 @@ export function modelScaleSize(height: number, width: number, policy: ResizePoli
   let [h, w] = height < width ? [policy.shortSide, scale * width] : [scale * height, policy.shortSide];
   const longSide = Math.max(h, w);
   if (longSide > policy.maxLongSide) [h, w] = [(h * policy.maxLongSide) / longSide, (w * policy.maxLongSide) / longSide];
-  return [Math.floor(h + 0.5), Math.floor(w + 0.5)];
+  // At least one pixel: a 100000×1 image would otherwise round its short side to 0.
+  return [Math.max(1, Math.floor(h + 0.5)), Math.max(1, Math.floor(w + 0.5))];
 }
 
 /** An RGB image as interleaved uint8 rows, [height, width, 3]. */
@@ -49,12 +51,17 @@ export interface DecodedImage {
 
 /** Options of {@link readImage}. */
 export interface ReadImageOptions {
-  /** The size to resize to, given the input's [height, width] (EXIF orientation applied); the input's own by default. */
+  /**
+   * The size to resize to, given the input's [height, width] (EXIF orientation applied); the input's own by default.
+   * Called after the header is read and before decoding: a SanError it throws (a budget refused) passes through.
+   */
   readonly resizeTo?: (height: number, width: number) => [number, number];
   /** The most pixels an encoded input may declare; more is refused before decoding. */
   readonly maxInputPixels: number;
   /** Where the input came from, for messages ("input", "images[3]"). */
   readonly name: string;
+  /** Stops before decoding once aborted, rejecting with its reason. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -67,14 +74,24 @@ export interface ReadImageOptions {
  * shrank the 2560×1920 one by 2 on load and moved pixels by up to 16 levels (mean 0.44). From 4× down (4000×3000)
  * both settings shrink by 2 on load: max 7 levels from a full decode, 11 from PIL (a full decode: 5).
  * @throws TypeError (not an image input) or RangeError (a tensor of the wrong type or shape) with code
- * ERR_SAN_INVALID_ARG; a SanError with code ERR_SAN_IMAGE when sharp cannot decode it or it is too large.
+ * ERR_SAN_INVALID_ARG; a SanError with code ERR_SAN_IMAGE when sharp cannot decode it, it is too large, or a path
+ * names something other than a regular file (a FIFO, a device, a folder: refused before it is opened, as reading
+ * one could block a thread of libuv's pool for good).
  */
 export async function readImage(input: ImageInput, options: ReadImageOptions): Promise<DecodedImage> {
+  const { signal } = options;
   const decoder = toSharp(input, options);
   try {
+    if (typeof input === 'string') await checkRegularFile(input);
     const oriented = decoder.rotate();
     const metadata = await oriented.clone().metadata();
     const [height, width] = orientedSize(metadata);
+    // Also for a sharp instance, whose own limitInputPixels the caller may have lifted.
+    if (height * width > options.maxInputPixels) {
+      throw new SanError(ErrorCode.IMAGE, `${options.name} has ${height}×${width} pixels, more than maxInputPixels ` +
+        `(${options.maxInputPixels})`);
+    }
+    signal?.throwIfAborted();
     const target = options.resizeTo ? options.resizeTo(height, width) : [height, width];
     let pipeline = oriented.removeAlpha().toColourspace('srgb');
     if (target[0] !== height || target[1] !== width) {
@@ -84,7 +101,17 @@ export async function readImage(input: ImageInput, options: ReadImageOptions): P
     const image = { data: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width };
     return { image, originalSize: [height, width] };
   } catch (error) {
+    if (error instanceof SanError || (signal?.aborted && error === signal.reason)) throw error;
     throw new SanError(ErrorCode.IMAGE, `Could not read ${options.name} as an image: ${(error as Error).message}`);
+  }
+}
+
+async function checkRegularFile(file: string): Promise<void> {
+  const stats = await fsp.stat(file);
+  if (!stats.isFile()) {
+    const kind = stats.isFIFO() ? 'a FIFO' : stats.isDirectory() ? 'a directory'
+      : stats.isCharacterDevice() || stats.isBlockDevice() ? 'a device' : stats.isSocket() ? 'a socket' : 'not a file';
+    throw new Error(`${file} is ${kind}, not a regular file`);
   }
 }
 
@@ -98,13 +125,14 @@ function toSharp(input: ImageInput, options: Pick<ReadImageOptions, 'maxInputPix
       throw is.invalidParameterError(name, 'a uint8 tensor [height, width, 3] of RGB pixels',
         `${type} [${dims.join(', ')}]`, 'range', type === 'uint8' ? ErrorCode.SHAPE : ErrorCode.DTYPE);
     }
-    if (dims[0] * dims[1] > maxInputPixels) {
-      throw new SanError(ErrorCode.IMAGE, `${name} has ${dims[0]}×${dims[1]} pixels, more than maxInputPixels (${maxInputPixels})`);
-    }
     return sharp(data as Uint8Array, { raw: { height: dims[0], width: dims[1], channels: 3 } });
   }
   if (typeof input === 'string' || input instanceof Uint8Array) {
     if (input.length === 0) throw is.invalidParameterError(name, 'a file path or encoded image bytes', input, 'range');
+    // libvips would read the path only up to the NUL: another file.
+    if (typeof input === 'string' && !is.path(input)) {
+      throw is.invalidParameterError(name, 'a file path without NUL bytes', input, 'range');
+    }
     return sharp(input, { limitInputPixels: maxInputPixels, failOn: 'error' });
   }
   if (input instanceof sharp) return (input as Sharp).clone();
@@ -154,11 +182,17 @@ export async function renderOverlay(labels: Uint16Array, classes: readonly strin
     .toBuffer();
 }
 
+const XML_FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 function legendSvg(entries: { name: string; i: number; share: number }[], colours: number[][],
   image: { height: number; width: number }): Buffer {
   const rowHeight = 18;
   const shown = entries.slice(0, Math.max(1, Math.floor((image.height - 8) / rowHeight)));
-  const escape = (text: string): string => text.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  // XML's markup characters as references; characters XML 1.0 forbids (C0 controls, lone surrogates, U+FFFE/F)
+  // would make the SVG unreadable, and become U+FFFD.
+  const escape = (text: string): string => text
+    .replace(XML_FORBIDDEN, '\ufffd')
+    .replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const rows = shown.map(({ name, i, share }, row) => {
     const y = 4 + row * rowHeight;
     const [r, g, b] = colours[i];

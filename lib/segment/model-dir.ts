@@ -100,8 +100,10 @@ function checkFields(dir: string, manifest: Manifest): void {
     dotted.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], manifest);
   for (const dotted of NUMBER_FIELDS) {
     const value = field(dotted);
-    if (typeof value !== 'number' || !(value > 0)) {
-      throw loadError(dir, `has a manifest whose ${dotted} is ${JSON.stringify(value)}, not a positive number`);
+    const integral = dotted !== 'logit_scale';
+    if (typeof value !== 'number' || !(value > 0) || (integral && !Number.isSafeInteger(value))) {
+      throw loadError(dir, `has a manifest whose ${dotted} is ${JSON.stringify(value)}, not a positive ` +
+        `${integral ? 'integer' : 'number'}`);
     }
   }
   for (const role of ROLES) {

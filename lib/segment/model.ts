@@ -9,16 +9,20 @@
  * @module
  */
 import { Duplex } from 'node:stream';
-import { DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
+import { checkSubmitOptions, DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
+import { Deadline } from './deadline';
 import { ErrorCode, SanError } from '../errors';
+import { FairGate } from './fair-gate';
 import { ImageInput, modelScaleSize, readImage, RgbImage } from './image';
 import * as is from '../is';
 import { readModelDir, Manifest, ModelDir } from './model-dir';
 import { binding, CudaMemory } from '../runtime/native';
 import { cpuAllocatorStats, CpuAllocatorStats } from '../runtime/cpu-allocator';
-import { ensembleTemplates, normalizeRows, promptsFor, TEMPLATE_SETS, TemplateSetName } from './prompts';
+import { ensembleTemplates, normalizeRows, promptsFor, splitSynonyms, TEMPLATE_SETS, TemplateSetName } from './prompts';
+import { ENCODE_TEXT_OPTION_NAMES, SEGMENT_OPTION_NAMES } from './options';
 import type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
 export type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './options';
+import { checkOutputPixels, checkPromptCount, checkRequestBytes, RequestLimits } from './request-budget';
 import { LabelMap, SegmentResult } from './result';
 import { tensor, Tensor } from '../runtime/tensor';
 import { TextEmbeddingCache } from './text-cache';
@@ -26,7 +30,7 @@ import { ServingMetrics, ServingStats } from './serving-stats';
 import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
 import { TextCacheStats } from './text-cache';
 import { ClipTokenizer } from './tokenizer';
-import { Argument, Result, TorchModel, TorchModelOptions } from '../runtime/torch-model';
+import { Argument, Result, TORCH_MODEL_OPTIONS, TorchModel, TorchModelOptions } from '../runtime/torch-model';
 
 /** Options of {@link SanModel.load}, besides the runtime's (device, dtype, threads, queueLimit). */
 export interface SanModelOptions extends TorchModelOptions {
@@ -40,6 +44,28 @@ export interface SanModelOptions extends TorchModelOptions {
   verify?: boolean;
   /** The most pixels an input image may have (checked before decoding). @defaultValue `268402689` (16383²) */
   maxInputPixels?: number;
+  /**
+   * The most pixels a returned map may have (`outputSize`, or the input's own size); more is refused with
+   * ERR_SAN_TOO_LARGE before the image is decoded. @defaultValue `33554432` (2^25, e.g. 8192×4096)
+   */
+  maxOutputPixels?: number;
+  /**
+   * The most memory, in bytes, one request is estimated to need (its input at model scale, its output maps, the
+   * proposals upsampled to the output size, scores × classes); more is refused with ERR_SAN_TOO_LARGE before the
+   * image is decoded. See docs/reliability.md for the estimate. @defaultValue `4294967296` (4 GiB)
+   */
+  maxRequestBytes?: number;
+  /**
+   * The most prompts one request may have encoded: classes (each synonym, with `synonyms: 'average'`) × templates;
+   * more is refused with ERR_SAN_TOO_LARGE. @defaultValue `65536` (4096 classes × the 14 vild templates fit)
+   */
+  maxPrompts?: number;
+  /**
+   * The most memory, in bytes, all requests admitted and not yet settled may together be estimated to need (the
+   * estimate of `maxRequestBytes`); a request that would pass it is refused with ERR_SAN_OVERLOADED, unless it would
+   * be alone. @defaultValue `8589934592` (8 GiB)
+   */
+  maxInflightBytes?: number;
   /**
    * Dynamic batching of concurrent `segment` calls: images of the same padded shape, classes and outputs run as one
    * batch. See {@link DynamicBatcherOptions} for `maxBatchSize`, `maxDelayMs`, `maxQueue`, `onFull` and
@@ -76,6 +102,10 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   textCacheBytes: 64 * 1024 * 1024,
   verify: true,
   maxInputPixels: 0x3fff * 0x3fff,
+  maxOutputPixels: 2 ** 25,
+  maxRequestBytes: 2 ** 32,
+  maxPrompts: 65536,
+  maxInflightBytes: 2 ** 33,
   resize: true,
   synonyms: 'whole' as Synonyms,
   scores: false,
@@ -89,12 +119,20 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
 export const MAX_CLASSES = 4096;
 /** Longest class name, in characters; CLIP reads at most 77 tokens of a prompt anyway. */
 export const MAX_CLASS_LENGTH = 1000;
+/** Longest template, in characters: tokenizing is synchronous, and a 200 KB template blocked the event loop. */
+export const MAX_TEMPLATE_LENGTH = 1000;
 /** Longest side of `outputSize`. */
 export const MAX_OUTPUT_SIDE = 16384;
 // Prompts per text-encoder call: bounds the activations of a large vocabulary.
 const TEXT_BATCH = 256;
+// Text-encoder chunks in the runtime at once, over all requests (see FairGate).
+const TEXT_SLOTS = 1;
 const SAN = 'san';
 const TEXT_ENCODER = 'text_encoder';
+/** The methods each file of a model folder must export; checked at load, so a mixed-up folder fails there. */
+const REQUIRED_METHODS: Readonly<Record<string, readonly string[]>> = { [SAN]: ['segment'], [TEXT_ENCODER]: ['forward'] };
+const LOAD_OPTION_NAMES = ['textCache', 'verify', 'maxInputPixels', 'maxOutputPixels', 'maxRequestBytes', 'maxPrompts',
+  'maxInflightBytes', 'batching', 'onBatch', ...TORCH_MODEL_OPTIONS];
 
 /** What the class embeddings depend on besides the class names. */
 interface TextOptions {
@@ -109,7 +147,8 @@ interface CheckedSegmentOptions {
   outputSize: [number, number] | undefined;
   scores: boolean;
   proposals: boolean;
-  submit: SubmitOptions;
+  signal?: AbortSignal;
+  timeoutMs?: number;
 }
 
 /** One image's share of a batch. */
@@ -129,16 +168,24 @@ export class SanModel {
   readonly #tokenizer: ClipTokenizer;
   readonly #textCache: TextEmbeddingCache | undefined;
   readonly #maxInputPixels: number;
+  readonly #limits: RequestLimits;
   readonly #batcher: DynamicBatcher<SegmentJob, Record<string, Tensor>>;
   readonly #stats = new ServingStats();
+  readonly #textGate = new FairGate(TEXT_SLOTS);
+  /** Calls accepted and not yet settled: dispose() answers them all before it frees anything. */
+  readonly #accepted = new Set<Promise<unknown>>();
+  #disposing: Promise<void> | undefined;
+  /** The estimated bytes of the requests admitted and not yet settled. */
+  #inflightBytes = 0;
 
   private constructor(torch: TorchModel, modelDir: ModelDir, tokenizer: ClipTokenizer,
-    textCache: TextEmbeddingCache | undefined, options: SanModelOptions) {
+    textCache: TextEmbeddingCache | undefined, options: SanModelOptions & { limits: RequestLimits }) {
     this.#torch = torch;
     this.#modelDir = modelDir;
     this.#tokenizer = tokenizer;
     this.#textCache = textCache;
     this.#maxInputPixels = options.maxInputPixels ?? SAN_MODEL_DEFAULTS.maxInputPixels;
+    this.#limits = options.limits;
     const { onBatch } = options;
     this.#batcher = new DynamicBatcher((jobs) => this.#runBatch(jobs), {
       ...SAN_MODEL_DEFAULTS.batching,
@@ -168,35 +215,45 @@ export class SanModel {
    * ```
    */
   static async load(dir: string, options: SanModelOptions = {}): Promise<SanModel> {
-    if (!is.string(dir) || dir.length === 0) throw is.invalidParameterError('dir', 'a model folder path', dir);
+    if (!is.path(dir)) throw is.invalidParameterError('dir', 'a model folder path (without NUL bytes)', dir);
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-    const { textCache, verify, maxInputPixels, batching, onBatch, ...runtime } = options as SanModelOptions;
+    is.knownOptions(options, 'options', LOAD_OPTION_NAMES);
+    const { textCache, verify, maxInputPixels, maxOutputPixels, maxRequestBytes, maxPrompts, maxInflightBytes,
+      batching, onBatch, ...runtime } = options as SanModelOptions;
     if (batching !== undefined && !is.plainObject(batching)) {
       const expected = 'an object { maxBatchSize, maxDelayMs, maxQueue, onFull, concurrency }';
       throw is.invalidParameterError('options.batching', expected, batching);
     }
+    if (batching !== undefined) is.knownOptions(batching, 'options.batching', ['maxBatchSize', 'maxDelayMs', 'maxQueue', 'onFull', 'concurrency']);
     if (onBatch !== undefined && typeof onBatch !== 'function') {
       throw is.invalidParameterError('options.onBatch', 'a function', onBatch);
     }
     const checkedVerify = verify ?? SAN_MODEL_DEFAULTS.verify;
     if (!is.bool(checkedVerify)) throw is.invalidParameterError('options.verify', 'a boolean', verify);
-    const pixels = maxInputPixels ?? SAN_MODEL_DEFAULTS.maxInputPixels;
-    if (!is.integer(pixels) || pixels < 1) {
-      throw is.invalidParameterError('options.maxInputPixels', 'a positive integer', maxInputPixels, 'range');
-    }
+    const positive = (name: string, value: unknown, fallback: number): number => {
+      const checked = value ?? fallback;
+      if (!is.integer(checked) || checked < 1) {
+        throw is.invalidParameterError(`options.${name}`, 'a positive integer', value, 'range');
+      }
+      return checked;
+    };
+    const pixels = positive('maxInputPixels', maxInputPixels, SAN_MODEL_DEFAULTS.maxInputPixels);
+    const limits: RequestLimits = {
+      maxOutputPixels: positive('maxOutputPixels', maxOutputPixels, SAN_MODEL_DEFAULTS.maxOutputPixels),
+      maxRequestBytes: positive('maxRequestBytes', maxRequestBytes, SAN_MODEL_DEFAULTS.maxRequestBytes),
+      maxPrompts: positive('maxPrompts', maxPrompts, SAN_MODEL_DEFAULTS.maxPrompts),
+      maxInflightBytes: positive('maxInflightBytes', maxInflightBytes, SAN_MODEL_DEFAULTS.maxInflightBytes),
+    };
     const cache = makeTextCache(textCache);
     const modelDir = await readModelDir(dir, checkedVerify);
-    const tokenizer = ClipTokenizer.fromFile(modelDir.files.bpe_vocab);
-    if (tokenizer.vocabSize !== modelDir.manifest.text.vocab_size) {
-      throw new SanError(ErrorCode.MODEL_LOAD, `The model folder ${modelDir.dir} has a vocabulary of ` +
-        `${tokenizer.vocabSize} tokens where its manifest says ${modelDir.manifest.text.vocab_size}`);
-    }
+    const tokenizer = readTokenizer(modelDir);
     const torch = await TorchModel.load({ [SAN]: modelDir.files.san, [TEXT_ENCODER]: modelDir.files.text_encoder },
       runtime);
     try {
-      return new SanModel(torch, modelDir, tokenizer, cache, { maxInputPixels: pixels, batching, onBatch });
+      checkMethods(modelDir, torch.methods);
+      return new SanModel(torch, modelDir, tokenizer, cache, { maxInputPixels: pixels, limits, batching, onBatch });
     } catch (error) {
-      // A bad batching option: nothing else holds the runtime.
+      // A mixed-up folder or a bad batching option: nothing else holds the runtime.
       await torch.dispose();
       throw error;
     }
@@ -243,13 +300,34 @@ export class SanModel {
   async segment(input: ImageInput, options: SegmentOptions): Promise<SegmentResult> {
     const started = performance.now();
     try {
-      const result = await this.#segment(input, this.#checkSegmentOptions(options));
+      const checked = this.#checkSegmentOptions(options);
+      const result = await this.#accept(checked, (deadline) => this.#segment(input, checked, deadline));
       this.#stats.recordRequest(performance.now() - started, true);
       return result;
     } catch (error) {
       this.#stats.recordRequest(performance.now() - started, false);
       throw error;
     }
+  }
+
+  /**
+   * Runs one accepted call under its deadline: it settles when the work does, or with the deadline's error as soon
+   * as the caller's signal aborts or its `timeoutMs` passes, whatever stage the work is in. Refused once dispose()
+   * was called; until then every accepted call is tracked, so dispose() can wait for it.
+   */
+  #accept<T>(limits: { signal?: AbortSignal; timeoutMs?: number }, work: (deadline: Deadline) => Promise<T>): Promise<T> {
+    if (this.#disposing !== undefined) {
+      return Promise.reject(new SanError(ErrorCode.DISPOSED, 'The model was disposed'));
+    }
+    const deadline = new Deadline(limits.signal, limits.timeoutMs);
+    // A call whose signal was aborted before it was made does no work at all.
+    const started = deadline.signal.aborted ? Promise.reject(deadline.signal.reason) : work(deadline);
+    const call = deadline.race(started).finally(() => {
+      deadline.dispose();
+      this.#accepted.delete(call);
+    });
+    this.#accepted.add(call);
+    return call;
   }
 
   /**
@@ -310,21 +388,43 @@ export class SanModel {
     return cuda ? binding().cudaMemory(Number(cuda[1])) : { unavailable: `the model runs on the ${this.device}` };
   }
 
-  async #segment(input: ImageInput, checked: CheckedSegmentOptions): Promise<SegmentResult> {
-    const { resize: policy, image: { size_divisibility: divisor } } = this.manifest;
+  async #segment(input: ImageInput, checked: CheckedSegmentOptions, deadline: Deadline): Promise<SegmentResult> {
+    const reservation = { bytes: 0 };
+    try {
+      return await this.#segmentAdmitted(input, checked, deadline, reservation);
+    } finally {
+      // When the work itself settles, which may be after the caller was answered (a batch runs to completion).
+      this.#inflightBytes -= reservation.bytes;
+    }
+  }
+
+  async #segmentAdmitted(input: ImageInput, checked: CheckedSegmentOptions, deadline: Deadline,
+    reservation: { bytes: number }): Promise<SegmentResult> {
+    const { image: { size_divisibility: divisor } } = this.manifest;
+    // Text encoding starts once the image's header has shown that the request fits its budget, and then overlaps
+    // the decoding; a refused request costs no encoding.
+    let admitted: () => void = () => undefined;
+    const admission = new Promise<void>((resolve) => {
+      admitted = resolve;
+    });
     const [decoded, classEmbeddings] = await Promise.all([
       readImage(input, {
-        resizeTo: checked.resize
-          ? (h, w) => modelScaleSize(h, w, { shortSide: policy.short_edge, maxLongSide: policy.max_size })
-          : undefined,
+        resizeTo: (height, width) => {
+          const modelSize = this.#admit(height, width, checked, reservation);
+          admitted();
+          return modelSize;
+        },
         maxInputPixels: this.#maxInputPixels,
         name: 'input',
+        signal: deadline.signal,
       }),
-      this.#classEmbeddings(checked.classes, checked.text),
+      admission.then(() => this.#classEmbeddings(checked.classes, checked.text, deadline)),
     ]);
+    deadline.check();
     const { image, originalSize } = decoded;
     const [outHeight, outWidth] = checked.outputSize ?? originalSize;
     const padded = (side: number): number => Math.ceil(side / divisor) * divisor;
+    // The deadline's signal: a request whose caller is gone leaves the batcher's queue at once.
     const result = await this.#batcher.submit({
       image,
       outputSize: [outHeight, outWidth],
@@ -333,7 +433,7 @@ export class SanModel {
       proposals: checked.proposals,
       key: JSON.stringify([padded(image.height), padded(image.width), checked.scores, checked.proposals,
         checked.text, checked.classes]),
-    }, checked.submit);
+    }, { signal: deadline.signal });
     const labels = result.labels as Tensor<'int16'>;
     const labelMap: LabelMap = {
       type: 'uint16',
@@ -355,6 +455,39 @@ export class SanModel {
       scores: result.scores as Tensor<'float32'> | undefined,
       proposals,
     }, readBackground);
+  }
+
+  /**
+   * The size the network sees an image of `height` × `width` at, once the request is known to fit its budget and
+   * its estimated bytes are reserved: called after the image's header is read and before it is decoded.
+   * @throws SanError ERR_SAN_TOO_LARGE naming the limit and its option; ERR_SAN_OVERLOADED past maxInflightBytes.
+   */
+  #admit(height: number, width: number, checked: CheckedSegmentOptions, reservation: { bytes: number }):
+    [number, number] {
+    const { resize: policy, dims } = this.manifest;
+    const outputSize = checked.outputSize ?? [height, width];
+    if (checked.outputSize === undefined) checkOutputPixels(outputSize, this.#limits, "the input's own size");
+    let modelSize: [number, number] = [height, width];
+    if (checked.resize) {
+      modelSize = modelScaleSize(height, width, { shortSide: policy.short_edge, maxLongSide: policy.max_size });
+    } else if (Math.max(height, width) > policy.max_size || height * width > policy.short_edge * policy.max_size) {
+      // Unresized, the network's memory grows with the input: it takes at most what the resize policy produces.
+      throw new SanError(ErrorCode.TOO_LARGE, `With resize: false the input must already be at model scale: at ` +
+        `most ${policy.max_size} pixels on its long side and ${policy.short_edge}×${policy.max_size} pixels in all ` +
+        `(the manifest's resize policy), but it is ${height}×${width}; leave resize on`);
+    }
+    const cell = dims.mask_stride;
+    reservation.bytes = checkRequestBytes({
+      modelPixels: modelSize[0] * modelSize[1],
+      outputPixels: outputSize[0] * outputSize[1],
+      classes: checked.classes.length,
+      queries: dims.num_queries,
+      gridCells: Math.ceil(modelSize[0] / cell) * Math.ceil(modelSize[1] / cell),
+      scores: checked.scores,
+      proposals: checked.proposals,
+    }, this.#limits, this.#inflightBytes);
+    this.#inflightBytes += reservation.bytes;
+    return modelSize;
   }
 
   /** One call of san.pt's `segment` for jobs that share a key: the images on one zero canvas, top left. */
@@ -402,26 +535,36 @@ export class SanModel {
    */
   async encodeText(classes: readonly string[], options: EncodeTextOptions = {}): Promise<Tensor<'float32'>> {
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-    return this.#classEmbeddings(checkClasses(classes, 'classes'), this.#checkTextOptions(options as EncodeTextOptions));
+    is.knownOptions(options, 'options', ENCODE_TEXT_OPTION_NAMES);
+    const checkedClasses = checkClasses(classes, 'classes');
+    const text = this.#checkTextOptions(options as EncodeTextOptions, checkedClasses);
+    const { signal, timeoutMs } = checkDeadlineOptions(options as EncodeTextOptions);
+    return this.#accept({ signal, timeoutMs }, (deadline) => this.#classEmbeddings(checkedClasses, text, deadline));
   }
 
   /**
-   * Frees the model once every request already accepted has been answered; later calls reject with
-   * ERR_SAN_DISPOSED.
+   * Answers every call already accepted (those made before, in the same tick included), then writes the text
+   * cache to its `file` if it has one, and frees the model; later calls reject with ERR_SAN_DISPOSED. Calling it
+   * again returns the same Promise.
    */
-  async dispose(): Promise<void> {
-    await this.#batcher.close();
-    await this.#torch.dispose();
+  dispose(): Promise<void> {
+    this.#disposing ??= (async () => {
+      await Promise.allSettled([...this.#accepted]);
+      await this.#batcher.close();
+      try {
+        if (this.#textCache?.file !== undefined) await this.#textCache.save();
+      } finally {
+        await this.#torch.dispose();
+      }
+    })();
+    return this.#disposing;
   }
 
-  async #classEmbeddings(classes: readonly string[], text: TextOptions): Promise<Tensor<'float32'>> {
+  async #classEmbeddings(classes: readonly string[], text: TextOptions, deadline: Deadline): Promise<Tensor<'float32'>> {
     const dim = this.manifest.dims.embed_dim;
     if (text.synonyms === 'average') {
-      const synonyms = classes.map((name) => {
-        const parts = name.split(',').map((part) => part.trim()).filter((part) => part !== '');
-        return parts.length > 0 ? parts : [name];
-      });
-      const rows = (await this.#classEmbeddings(synonyms.flat(), { ...text, synonyms: 'whole' })).data;
+      const synonyms = classes.map(splitSynonyms);
+      const rows = (await this.#classEmbeddings(synonyms.flat(), { ...text, synonyms: 'whole' }, deadline)).data;
       const averaged = new Float32Array(classes.length * dim);
       let row = 0;
       synonyms.forEach((parts, c) => {
@@ -431,7 +574,7 @@ export class SanModel {
       });
       return tensor('float32', [classes.length, dim], normalizeRows(averaged, dim));
     }
-    const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates);
+    const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates, deadline);
     const data = this.#textCache
       ? await this.#textCache.lookup(
         { modelId: this.manifest.files.text_encoder.sha256, templateKey: JSON.stringify(text.templates), dim }, classes,
@@ -440,7 +583,11 @@ export class SanModel {
     return tensor('float32', [classes.length, dim], data);
   }
 
-  async #encodeClasses(names: string[], templates: readonly string[]): Promise<Float32Array> {
+  /**
+   * Encodes each name's prompts, chunk by chunk: each chunk waits its turn at the text gate (so cold encodings take
+   * turns with each other and let segment batches through), and none starts once the caller is gone.
+   */
+  async #encodeClasses(names: string[], templates: readonly string[], deadline: Deadline): Promise<Float32Array> {
     const dim = this.manifest.dims.embed_dim;
     const prompts = names.flatMap((name) => promptsFor(name, templates));
     // Every class × template in calls of TEXT_BATCH prompts, shortest first, each cut at its longest prompt: the
@@ -449,22 +596,33 @@ export class SanModel {
     const order = prompts.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
     const embeddings = new Float32Array(prompts.length * dim);
     for (let start = 0; start < prompts.length; start += TEXT_BATCH) {
+      deadline.check();
       const rows = order.slice(start, start + TEXT_BATCH);
-      const { ids, dims } = this.#tokenizer.tokenize(rows.map((i) => prompts[i]), this.manifest.text.context_length,
-        { padToLongest: true });
-      const out = (await this.#torch.run(TEXT_ENCODER, 'forward', [tensor('int64', dims, ids)],
-        { float32Outputs: true })) as Result as Tensor<'float32'>;
+      const out = await this.#textGate.run(() => {
+        deadline.check();
+        const { ids, dims } = this.#tokenizer.tokenize(rows.map((i) => prompts[i]),
+          this.manifest.text.context_length, { padToLongest: true });
+        return this.#torch.run(TEXT_ENCODER, 'forward', [tensor('int64', dims, ids)], { float32Outputs: true });
+      }, deadline.signal) as Result as Tensor<'float32'>;
       rows.forEach((prompt, row) => embeddings.set(out.data.subarray(row * dim, (row + 1) * dim), prompt * dim));
     }
     return ensembleTemplates(embeddings, templates.length, dim);
   }
 
-  #checkTextOptions(options: EncodeTextOptions): TextOptions {
+  /** Checks synonyms and templates, and that the prompts `classes` need stay within `maxPrompts`. */
+  #checkTextOptions(options: EncodeTextOptions, classes: readonly string[]): TextOptions {
     const synonyms = options.synonyms ?? SAN_MODEL_DEFAULTS.synonyms;
     if (!is.inArray(synonyms, ['whole', 'average'])) {
       throw is.invalidParameterError('options.synonyms', 'one of: whole, average', options.synonyms, 'range');
     }
-    return { templates: this.#checkTemplates(options.templates), synonyms };
+    const templates = this.#checkTemplates(options.templates);
+    const names = synonyms === 'average'
+      ? classes.reduce((count, name) => count + splitSynonyms(name).length, 0)
+      : classes.length;
+    const detail = `${classes.length} classes${synonyms === 'average' ? ` with ${names} synonyms in all` : ''} × ` +
+      `${templates.length} templates`;
+    checkPromptCount(names * templates.length, detail, this.#limits);
+    return { templates, synonyms };
   }
 
   #checkTemplates(templates: Templates | undefined): readonly string[] {
@@ -480,8 +638,9 @@ export class SanModel {
       throw is.invalidParameterError('options.templates', 'a template set name or a non-empty Array of templates', templates);
     }
     templates.forEach((template: unknown, i) => {
-      if (!is.string(template) || !template.includes('{}')) {
-        throw is.invalidParameterError(`options.templates[${i}]`, "a string with '{}' where the class name goes", template,
+      if (!is.string(template) || !template.includes('{}') || template.length > MAX_TEMPLATE_LENGTH) {
+        throw is.invalidParameterError(`options.templates[${i}]`,
+          `a string of at most ${MAX_TEMPLATE_LENGTH} characters with '{}' where the class name goes`, template,
           is.string(template) ? 'range' : 'type');
       }
     });
@@ -490,20 +649,58 @@ export class SanModel {
 
   #checkSegmentOptions(options: SegmentOptions): CheckedSegmentOptions {
     if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object with classes', options);
+    is.knownOptions(options, 'options', SEGMENT_OPTION_NAMES);
     const flag = (name: 'resize' | 'scores' | 'proposals'): boolean => {
       const value = options[name] ?? SAN_MODEL_DEFAULTS[name];
       if (!is.bool(value)) throw is.invalidParameterError(`options.${name}`, 'a boolean', options[name]);
       return value;
     };
+    const classes = checkClasses(options.classes, 'options.classes');
+    const outputSize = checkOutputSize(options.outputSize);
+    if (outputSize !== undefined) checkOutputPixels(outputSize, this.#limits, 'options.outputSize');
     return {
-      classes: checkClasses(options.classes, 'options.classes'),
-      text: this.#checkTextOptions(options as SegmentOptions),
+      classes,
+      text: this.#checkTextOptions(options as SegmentOptions, classes),
       resize: flag('resize'),
-      outputSize: checkOutputSize(options.outputSize),
+      outputSize,
       scores: flag('scores'),
       proposals: flag('proposals'),
-      submit: { signal: (options as SegmentOptions).signal, timeoutMs: (options as SegmentOptions).timeoutMs },
+      ...checkDeadlineOptions(options as SegmentOptions),
     };
+  }
+}
+
+/** `signal` and `timeoutMs`, checked as the batcher checks them. */
+function checkDeadlineOptions(options: { signal?: unknown; timeoutMs?: unknown }): SubmitOptions {
+  return checkSubmitOptions({ signal: options.signal, timeoutMs: options.timeoutMs });
+}
+
+/** The folder's BPE vocabulary, bounded in size and checked against the manifest. */
+function readTokenizer(modelDir: ModelDir): ClipTokenizer {
+  let tokenizer: ClipTokenizer;
+  try {
+    tokenizer = ClipTokenizer.fromFile(modelDir.files.bpe_vocab);
+  } catch (error) {
+    throw new SanError(ErrorCode.MODEL_LOAD, `The model folder ${modelDir.dir} has an unreadable BPE vocabulary ` +
+      `${modelDir.manifest.files.bpe_vocab.name}: ${(error as Error).message}`);
+  }
+  if (tokenizer.vocabSize !== modelDir.manifest.text.vocab_size) {
+    throw new SanError(ErrorCode.MODEL_LOAD, `The model folder ${modelDir.dir} has a vocabulary of ` +
+      `${tokenizer.vocabSize} tokens where its manifest says ${modelDir.manifest.text.vocab_size}`);
+  }
+  return tokenizer;
+}
+
+/** Refuses a folder whose files lack the methods their role needs (san.pt and text_encoder.pt swapped, say). */
+function checkMethods(modelDir: ModelDir, methods: Readonly<Record<string, readonly string[]>>): void {
+  for (const [role, required] of Object.entries(REQUIRED_METHODS)) {
+    const missing = required.filter((method) => !methods[role]?.includes(method));
+    if (missing.length > 0) {
+      const name = modelDir.manifest.files[role as 'san' | 'text_encoder'].name;
+      throw new SanError(ErrorCode.MODEL_LOAD, `The model folder ${modelDir.dir} holds a ${name} (files.${role}) ` +
+        `without the method(s) ${missing.join(', ')} it must export (it has: ${(methods[role] ?? []).join(', ')}); ` +
+        'are its files swapped or from another export?');
+    }
   }
 }
 
@@ -541,12 +738,13 @@ function makeTextCache(option: SanModelOptions['textCache']): TextEmbeddingCache
   if (option !== undefined && !is.plainObject(option)) {
     throw is.invalidParameterError('options.textCache', 'a TextEmbeddingCache, { maxBytes, file } or false', option);
   }
+  if (option !== undefined) is.knownOptions(option, 'options.textCache', ['maxBytes', 'file']);
   const maxBytes = option?.maxBytes ?? SAN_MODEL_DEFAULTS.textCacheBytes;
   if (!is.integer(maxBytes) || maxBytes < 0) {
     throw is.invalidParameterError('options.textCache.maxBytes', 'an integer of at least 0', option?.maxBytes, 'range');
   }
-  if (option?.file !== undefined && !is.string(option.file)) {
-    throw is.invalidParameterError('options.textCache.file', 'a file path', option.file);
+  if (option?.file !== undefined && !is.path(option.file)) {
+    throw is.invalidParameterError('options.textCache.file', 'a file path (without NUL bytes)', option.file);
   }
   return new TextEmbeddingCache({ maxBytes, file: option?.file });
 }

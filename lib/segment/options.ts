@@ -25,18 +25,28 @@ export interface SegmentOptions {
   synonyms?: Synonyms;
   /**
    * Resize the image under the manifest's policy (short side 640, long side at most 2560, bilinear); `false` when
-   * the input is already at model scale. @defaultValue `true`
+   * the input is already at model scale (then at most 2560 on its long side and 640×2560 pixels in all, else
+   * ERR_SAN_TOO_LARGE). @defaultValue `true`
    */
   resize?: boolean;
-  /** [height, width] of the returned maps, each 1 to 16384. @defaultValue the input's own size */
+  /**
+   * [height, width] of the returned maps, each 1 to 16384, and at most the model's `maxOutputPixels` in all.
+   * @defaultValue the input's own size
+   */
   outputSize?: readonly [number, number];
   /** Return per-class scores, float32 [C, height, width]. @defaultValue `false` */
   scores?: boolean;
   /** Return the mask proposals (mask logits and per-mask class probabilities). @defaultValue `false` */
   proposals?: boolean;
-  /** Cancels the request while it waits for its batch; a running batch finishes and the result is dropped. */
+  /**
+   * Cancels the request: it rejects at once with an `AbortError`, and stops at the next stage (decoding, each
+   * text-encoder chunk, the batch queue); a batch already running finishes and its result is dropped.
+   */
   signal?: AbortSignal;
-  /** Rejects with ERR_SAN_TIMEOUT when no answer came within this many milliseconds. @defaultValue none */
+  /**
+   * Rejects with ERR_SAN_TIMEOUT when no answer came within this many milliseconds, and stops the request's work at
+   * its next stage as `signal` does. @defaultValue none
+   */
   timeoutMs?: number;
 }
 
@@ -46,5 +56,15 @@ export interface EncodeTextOptions {
   templates?: Templates;
   /** How names with commas are prompted. @defaultValue `'whole'` */
   synonyms?: Synonyms;
+  /** Stops the encoding between text-encoder chunks and rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+  /** Rejects with ERR_SAN_TIMEOUT after this many milliseconds, and stops encoding. @defaultValue none */
+  timeoutMs?: number;
 }
+
+/** Every option name `SanModel.segment` takes; any other is refused. */
+export const SEGMENT_OPTION_NAMES: readonly string[] = Object.freeze(['classes', 'templates', 'synonyms', 'resize',
+  'outputSize', 'scores', 'proposals', 'signal', 'timeoutMs']);
+/** Every option name `SanModel.encodeText` takes. */
+export const ENCODE_TEXT_OPTION_NAMES: readonly string[] = Object.freeze(['templates', 'synonyms', 'signal', 'timeoutMs']);
 

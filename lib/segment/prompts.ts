@@ -30,10 +30,19 @@ export const SINGLE_TEMPLATES: readonly string[] = Object.freeze(['a photo of a 
 export const TEMPLATE_SETS = Object.freeze({ vild: VILD_TEMPLATES, single: SINGLE_TEMPLATES });
 export type TemplateSetName = keyof typeof TEMPLATE_SETS;
 
-/** The prompts of one class, one per template; the name is stripped of surrounding whitespace as SAN does. */
+/**
+ * The prompts of one class, one per template, with every `{}` of a template replaced by the name, stripped of
+ * surrounding whitespace as SAN does. The name is inserted literally: no `$&`-style replacement patterns.
+ */
 export function promptsFor(className: string, templates: readonly string[]): string[] {
   const name = className.trim();
-  return templates.map((template) => template.replace('{}', name));
+  return templates.map((template) => template.split('{}').join(name));
+}
+
+/** The synonyms of a class name ("person, someone"), for `synonyms: 'average'`; the whole name when it has none. */
+export function splitSynonyms(className: string): string[] {
+  const parts = className.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  return parts.length > 0 ? parts : [className];
 }
 
 /** Scales each row of a row-major [rows, dim] matrix to unit L2 norm, in place. */

@@ -6,6 +6,7 @@
  */
 import sharp from 'sharp';
 import { RgbImage, renderOverlay } from './image';
+import * as is from '../is';
 import { Tensor } from '../runtime/tensor';
 
 /** A label map: row-major [height, width] indices into `classes`, the same `{ type, dims, data }` as a tensor. */
@@ -80,6 +81,11 @@ export class SegmentResult {
    * ```
    */
   async toPng(options: ToPngOptions = {}): Promise<Buffer> {
+    if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
+    is.knownOptions(options, 'options', ['overlay']);
+    if (options.overlay !== undefined && !is.bool(options.overlay)) {
+      throw is.invalidParameterError('options.overlay', 'a boolean', options.overlay);
+    }
     const size = { height: this.height, width: this.width };
     const background = options.overlay === false ? undefined : await this.#readBackground();
     return renderOverlay(this.labels.data, this.classes, size, background);

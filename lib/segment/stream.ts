@@ -10,6 +10,7 @@
 import { Duplex } from 'node:stream';
 import type { ImageInput } from './image';
 import * as is from '../is';
+import { SEGMENT_OPTION_NAMES } from './options';
 import type { SegmentOptions } from './options';
 import type { SegmentResult } from './result';
 
@@ -38,6 +39,7 @@ const MAX_CONCURRENCY = 1024;
 
 function checkConcurrency(options: SegmentManyOptions): number {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object with classes', options);
+  is.knownOptions(options, 'options', [...SEGMENT_OPTION_NAMES, 'concurrency']);
   const concurrency = options.concurrency ?? SEGMENT_MANY_DEFAULTS.concurrency;
   if (!is.integer(concurrency) || !is.inRange(concurrency, 1, MAX_CONCURRENCY)) {
     throw is.invalidParameterError('options.concurrency', `an integer between 1 and ${MAX_CONCURRENCY}`,

@@ -5,7 +5,8 @@
  * encoder once. Entries are keyed by (model id, template set, exact class string). All the misses of one lookup are
  * encoded in one batch, and a class being encoded for one caller is awaited, not encoded again, by another.
  */
-import { promises as fsp, readFileSync, existsSync } from 'node:fs';
+import { promises as fsp, readFileSync, statSync } from 'node:fs';
+import { ErrorCode, SanError } from '../errors';
 
 /** Options of a {@link TextEmbeddingCache}. */
 export interface TextCacheOptions {
@@ -51,10 +52,19 @@ export class TextEmbeddingCache {
   readonly #pending = new Map<string, Promise<Float32Array>>();
   readonly #stats: TextCacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0, evictions: 0 };
 
+  /**
+   * @throws SanError ERR_SAN_INVALID_ARG when `file` exists but is not a readable san-node text cache (another
+   *   file, a truncated cache, a FIFO or a folder), naming the file and what is wrong with it.
+   */
   constructor(options: TextCacheOptions) {
     this.#maxBytes = options.maxBytes;
     this.#file = options.file;
-    if (this.#file !== undefined && existsSync(this.#file)) this.#load(this.#file);
+    if (this.#file !== undefined) this.#loadIfPresent(this.#file);
+  }
+
+  /** The file the cache was loaded from and `save()` writes, if any. */
+  get file(): string | undefined {
+    return this.#file;
   }
 
   /**
@@ -67,10 +77,11 @@ export class TextEmbeddingCache {
     const missing: string[] = [];
     for (const name of new Set(names)) {
       const key = keyOf(name);
-      const cached = this.#touch(key) ?? this.#pending.get(key);
-      if (cached !== undefined) {
+      const cached = this.#touch(key);
+      const pending = this.#pending.get(key);
+      if (cached !== undefined || pending !== undefined) {
         this.#stats.hits += 1;
-        rows.set(name, cached);
+        rows.set(name, (cached ?? pending) as Float32Array | Promise<Float32Array>);
       } else {
         missing.push(name);
       }
@@ -87,14 +98,33 @@ export class TextEmbeddingCache {
         const key = keyOf(name);
         const row = batch.then((matrix) => matrix.slice(i * scope.dim, (i + 1) * scope.dim));
         this.#pending.set(key, row);
-        // Whatever the outcome, the pending entry goes; a failed encoding is not cached and can be retried.
-        row.then((embedding) => this.#insert(key, embedding), () => undefined).finally(() => this.#pending.delete(key));
+        // Whatever the outcome, the pending entry goes, in the first handler to run, so a waiter that retries after
+        // a failure finds it gone; a failed encoding is not cached and can be retried.
+        row.then((embedding) => {
+          this.#pending.delete(key);
+          this.#insert(key, embedding);
+        }, () => this.#pending.delete(key));
         rows.set(name, row);
       });
     }
     const out = new Float32Array(names.length * scope.dim);
     const resolved = new Map<string, Float32Array>();
-    for (const [name, row] of rows) resolved.set(name, await row);
+    // Another caller's encoding fails with that caller's abort or timeout too: those names are encoded again, for
+    // this caller, in one more lookup. A failure of this caller's own encoding is its own.
+    const retry: string[] = [];
+    const own = new Set(missing);
+    for (const [name, row] of rows) {
+      try {
+        resolved.set(name, await row);
+      } catch (error) {
+        if (own.has(name)) throw error;
+        retry.push(name);
+      }
+    }
+    if (retry.length > 0) {
+      const again = await this.lookup(scope, retry, encode);
+      retry.forEach((name, i) => resolved.set(name, again.subarray(i * scope.dim, (i + 1) * scope.dim)));
+    }
     names.forEach((name, i) => out.set(resolved.get(name) as Float32Array, i * scope.dim));
     return out;
   }
@@ -146,13 +176,41 @@ export class TextEmbeddingCache {
     this.#stats.entries = this.#entries.size;
   }
 
-  #load(file: string): void {
-    const bytes = readFileSync(file);
+  #loadIfPresent(file: string): void {
+    const refuse = (problem: string): SanError =>
+      new SanError(ErrorCode.INVALID_ARG, `The text cache file ${file} ${problem}; remove it or give another file`);
+    let bytes: Buffer;
+    try {
+      // A FIFO or a device would block the JS thread in readFileSync: only regular files are read.
+      const stats = statSync(file, { throwIfNoEntry: false });
+      if (stats === undefined) return;
+      if (!stats.isFile()) throw refuse('is not a regular file');
+      bytes = readFileSync(file);
+    } catch (error) {
+      throw error instanceof SanError ? error : refuse(`cannot be read: ${(error as Error).message}`);
+    }
     const magic = bytes.subarray(0, FILE_MAGIC.length).toString();
-    if (magic !== FILE_MAGIC) throw new Error(`${file} is not a san-node text cache (its first line is not "${FILE_MAGIC.trim()}")`);
+    if (magic !== FILE_MAGIC) throw refuse(`is not a san-node text cache (its first line is not "${FILE_MAGIC.trim()}")`);
+    try {
+      this.#load(bytes);
+    } catch (error) {
+      throw refuse(`is damaged: ${(error as Error).message}`);
+    }
+  }
+
+  #load(bytes: Buffer): void {
     const headerStart = FILE_MAGIC.length + 4;
     const headerEnd = headerStart + bytes.readUInt32LE(FILE_MAGIC.length);
+    if (headerEnd > bytes.length) throw new Error(`its header runs past the end of the file`);
     const { keys, dims } = JSON.parse(bytes.subarray(headerStart, headerEnd).toString()) as { keys: string[]; dims: number[] };
+    if (!Array.isArray(keys) || !Array.isArray(dims) || keys.length !== dims.length ||
+      !keys.every((key) => typeof key === 'string') || !dims.every((dim) => Number.isInteger(dim) && dim > 0)) {
+      throw new Error('its header is not { keys, dims } of equal lengths');
+    }
+    const total = dims.reduce((sum, dim) => sum + dim * 4, 0);
+    if (headerEnd + total !== bytes.length) {
+      throw new Error(`it holds ${bytes.length - headerEnd} bytes of embeddings where its header lists ${total}`);
+    }
     let offset = headerEnd;
     keys.forEach((key, i) => {
       // Copied into its own aligned buffer: the file's layout gives no 4-byte alignment guarantee.

@@ -6,7 +6,7 @@
  * rank. `tokenize` wraps each text in the start and end tokens and pads with 0 to the context length; a text too
  * long keeps its first tokens and ends with the end token.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { decodeHTML } from 'entities';
 
@@ -15,6 +15,8 @@ const END_OF_TEXT = '<end_of_text>';
 const END_OF_WORD = '</w>';
 /** CLIP reads at most this many merges from its file; a smaller vocabulary file is used whole. */
 const MAX_MERGES = 49152 - 256 - 2;
+/** The largest merges file read, compressed or decompressed: CLIP's own is about 1.3 MB gzipped. */
+const MAX_VOCAB_BYTES = 32 * 1024 * 1024;
 /** CLIP's context length. */
 export const CLIP_CONTEXT_LENGTH = 77;
 /** Past this many distinct words the BPE memo is dropped, so a long-running server's memory stays bounded. */
@@ -92,9 +94,13 @@ export class ClipTokenizer {
 
   /** Reads a merges file as CLIP ships it (`bpe_simple_vocab_16e6.txt.gz`), gzip or plain text. */
   static fromFile(file: string): ClipTokenizer {
+    const size = statSync(file).size;
+    if (size > MAX_VOCAB_BYTES) throw new Error(`${file} has ${size} bytes, more than a merges file's ${MAX_VOCAB_BYTES}`);
     const bytes = readFileSync(file);
     const isGzip = bytes.length > 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-    return new ClipTokenizer((isGzip ? gunzipSync(bytes) : bytes).toString('utf8'));
+    // Bounded: a gzip bomb would otherwise inflate to gigabytes before anything could check it.
+    const text = isGzip ? gunzipSync(bytes, { maxOutputLength: MAX_VOCAB_BYTES }) : bytes;
+    return new ClipTokenizer(text.toString('utf8'));
   }
 
   /** @param mergesText - the merges file's text: a header line, then one merge ("a b") per line, best first. */

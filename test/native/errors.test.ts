@@ -37,6 +37,9 @@ describe('EXPECTED FAILURE - run() reports LibTorch errors by code, then the nex
       /^Expected 3D \(unbatched\) or 4D \(batched\) input to conv2d, but got input of size: \[5, 7\]$/],
     ['wrong channel count', 'conv.pt', 'forward', [float32(1, 4, 8, 8)], ErrorCode.SHAPE,
       /expected input\[1, 4, 8, 8\] to have 3 channels, but got 4 channels instead$/],
+    // LibTorch's index check (TORCH_CHECK_INDEX, a c10::IndexError).
+    ['an index into a scalar', 'ops.pt', 'first_row', [tensor('float32', [])], ErrorCode.SHAPE,
+      /^select\(\) cannot be applied to a 0-dim tensor\.$/],
     ['an error raised by the model', 'ops.pt', 'fail', [tensor('float32', [2], new Float32Array([1, 1]))],
       ErrorCode.RUNTIME, /^positive input refused$/],
     ['an argument of the wrong kind', 'affine.pt', 'forward', [3], ErrorCode.INVALID_ARG,
@@ -155,7 +158,7 @@ describe('BAD CALL - load() checks its options', () => {
     ['no files', {}, {}, TypeError,
       'Expected an object of module name to file path, not empty for files but received Object of type object'],
     ['a file that is not a string', { net: 3 }, {}, TypeError,
-      'Expected a file path for files.net but received 3 of type number'],
+      'Expected a file path (without NUL bytes) for files.net but received 3 of type number'],
     ['options that are not an object', files, 'cpu', TypeError,
       "Expected an object for options but received 'cpu' of type string"],
     ['an unknown device', files, { device: 'gpu' }, RangeError,

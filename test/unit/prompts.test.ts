@@ -1,4 +1,4 @@
-import { VILD_TEMPLATES, ensembleTemplates, normalizeRows, promptsFor } from '../../lib/segment/prompts';
+import { VILD_TEMPLATES, ensembleTemplates, normalizeRows, promptsFor, splitSynonyms } from '../../lib/segment/prompts';
 
 describe('prompt templates', () => {
   test('the vild set has the reference 14 templates', () => {
@@ -10,6 +10,16 @@ describe('prompt templates', () => {
 
   test('puts a synonym list into each template whole, stripped', () => {
     expect(promptsFor('  person, individual ', ['a {}.', 'the {}'])).toEqual(['a person, individual.', 'the person, individual']);
+  });
+
+  test('fills every {} of a template, with the name taken literally', () => {
+    expect(promptsFor('cat', ['{} and {} and {}'])).toEqual(['cat and cat and cat']);
+    expect(promptsFor("$& $' $`", ['a {}.'])).toEqual(["a $& $' $`."]);
+  });
+
+  test('splits synonyms on commas, keeping a name without any whole', () => {
+    expect(splitSynonyms(' person, someone ,, ')).toEqual(['person', 'someone']);
+    expect(splitSynonyms(' , ')).toEqual([' , ']);
   });
 });
 

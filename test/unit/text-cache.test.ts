@@ -114,3 +114,18 @@ describe('TextEmbeddingCache', () => {
     expect(() => new TextEmbeddingCache({ maxBytes: 100, file })).toThrow(/is not a san-node text cache/);
   });
 });
+
+describe('a file that is not a cache', () => {
+  const tmp = useTempDir('san-cache-damaged-');
+  test('a damaged cache file is refused with ERR_SAN_INVALID_ARG, naming the problem', () => {
+    const file = path.join(tmp(), 'damaged.bin');
+    const header = Buffer.from(JSON.stringify({ keys: ['k'], dims: [4] }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(header.length);
+    // The header lists 16 bytes of embeddings; the file holds 8.
+    fs.writeFileSync(file, Buffer.concat([Buffer.from('san-node text cache v1\n'), length, header, Buffer.alloc(8)]));
+    expect(() => new TextEmbeddingCache({ maxBytes: 1024, file })).toThrow(expect.objectContaining({
+      code: 'ERR_SAN_INVALID_ARG', message: expect.stringMatching(/is damaged: it holds 8 bytes of embeddings where its header lists 16/),
+    }));
+  });
+});
