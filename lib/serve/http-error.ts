@@ -13,6 +13,8 @@ export const ServeErrorCode = Object.freeze({
   NOT_FOUND: 'ERR_SAN_NOT_FOUND',
   /** The body is larger than `maxBodyBytes` (413). */
   BODY_TOO_LARGE: 'ERR_SAN_BODY_TOO_LARGE',
+  /** The body did not arrive whole within `bodyTimeoutMs` of the headers (408). */
+  BODY_TIMEOUT: 'ERR_SAN_BODY_TIMEOUT',
   /** The Content-Type is not image/*, application/octet-stream, application/json or multipart/form-data (415). */
   MEDIA_TYPE: 'ERR_SAN_MEDIA_TYPE',
   /** A multipart/form-data or JSON body that does not parse (400). */
@@ -53,4 +55,9 @@ export function malformedBody(message: string): HttpError {
 
 export function bodyTooLarge(maxBytes: number): HttpError {
   return new HttpError(413, ServeErrorCode.BODY_TOO_LARGE, `The body is larger than ${maxBytes} bytes (maxBodyBytes)`);
+}
+
+/** 503 with ERR_SAN_OVERLOADED and Retry-After: a request refused at once because a server-wide limit is reached. */
+export function overloaded(message: string, retryAfterSeconds: number): HttpError {
+  return new HttpError(503, ErrorCode.OVERLOADED, message, { 'Retry-After': String(retryAfterSeconds) });
 }
