@@ -61,3 +61,35 @@ export function bodyTooLarge(maxBytes: number): HttpError {
 export function overloaded(message: string, retryAfterSeconds: number): HttpError {
   return new HttpError(503, ErrorCode.OVERLOADED, message, { 'Retry-After': String(retryAfterSeconds) });
 }
+
+/**
+ * The status, code and headers an error is answered with: an {@link HttpError}'s own, or one taken from the
+ * `ERR_SAN_…` code of the API's errors (500 ERR_SAN_RUNTIME for anything else).
+ * @example
+ * ```ts
+ * errorAnswer(new SanError(ErrorCode.TOO_LARGE, '…'), 1); // { status: 413, code: 'ERR_SAN_TOO_LARGE', headers: {} }
+ * ```
+ */
+export function errorAnswer(error: unknown, retryAfterSeconds: number): { status: number; code: string;
+  headers: Record<string, string> } {
+  if (error instanceof HttpError) return { status: error.status, code: error.code, headers: error.headers };
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
+  const sanCode = typeof code === 'string' && code.startsWith('ERR_SAN_') ? code : undefined;
+  // Before the argument errors: a budget may be refused as a RangeError as well as a SanError.
+  if (sanCode === ErrorCode.TOO_LARGE) return { status: 413, code: sanCode, headers: {} };
+  if ((name === 'TypeError' || name === 'RangeError') && sanCode !== undefined) {
+    return { status: 400, code: sanCode, headers: {} };
+  }
+  switch (sanCode) {
+    case ErrorCode.IMAGE:
+      return { status: 400, code: sanCode, headers: {} };
+    case ErrorCode.OVERLOADED:
+      return { status: 503, code: sanCode, headers: { 'Retry-After': String(retryAfterSeconds) } };
+    case ErrorCode.TIMEOUT:
+      return { status: 504, code: sanCode, headers: {} };
+    case ErrorCode.DISPOSED:
+      return { status: 503, code: sanCode, headers: {} };
+    default:
+      return { status: 500, code: sanCode ?? ErrorCode.RUNTIME, headers: {} };
+  }
+}

@@ -14,11 +14,10 @@
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { ErrorCode } from '../errors';
 import * as is from '../is';
 import { SanModel } from '../segment/model';
 import { Connections } from './connections';
-import { ClientGone, HttpError, badRequest, overloaded, ServeErrorCode } from './http-error';
+import { ClientGone, errorAnswer, HttpError, badRequest, overloaded, ServeErrorCode } from './http-error';
 import { labelsBody, LabelsBody } from './labels';
 import { HttpMetrics, PROMETHEUS_CONTENT_TYPE, registerModelMetrics } from './prometheus';
 import { readSegmentBody, readSegmentHead } from './request';
@@ -400,34 +399,9 @@ function send(state: State, req: http.IncomingMessage, res: http.ServerResponse,
 function answerError(state: State, req: http.IncomingMessage, res: http.ServerResponse, error: unknown): void {
   // Aborted because the client went away: there is nobody to answer.
   if (error instanceof ClientGone || (error as Error | undefined)?.name === 'AbortError') return;
-  const { status, code, headers } = classify(error, state.settings.retryAfterSeconds);
+  const { status, code, headers } = errorAnswer(error, state.settings.retryAfterSeconds);
   if (status === 500) state.settings.onError?.(error, req);
   send(state, req, res, { error: { code, message: firstLine(error) } }, status, JSON_TYPE, headers);
-}
-
-/** The status, code and headers an error is answered with. */
-function classify(error: unknown, retryAfterSeconds: number): { status: number; code: string;
-  headers: Record<string, string> } {
-  if (error instanceof HttpError) return { status: error.status, code: error.code, headers: error.headers };
-  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
-  const sanCode = typeof code === 'string' && code.startsWith('ERR_SAN_') ? code : undefined;
-  // Before the argument errors: a budget may be refused as a RangeError as well as a SanError.
-  if (sanCode === ErrorCode.TOO_LARGE) return { status: 413, code: sanCode, headers: {} };
-  if ((name === 'TypeError' || name === 'RangeError') && sanCode !== undefined) {
-    return { status: 400, code: sanCode, headers: {} };
-  }
-  switch (sanCode) {
-    case ErrorCode.IMAGE:
-      return { status: 400, code: sanCode, headers: {} };
-    case ErrorCode.OVERLOADED:
-      return { status: 503, code: sanCode, headers: { 'Retry-After': String(retryAfterSeconds) } };
-    case ErrorCode.TIMEOUT:
-      return { status: 504, code: sanCode, headers: {} };
-    case ErrorCode.DISPOSED:
-      return { status: 503, code: sanCode, headers: {} };
-    default:
-      return { status: 500, code: sanCode ?? ErrorCode.RUNTIME, headers: {} };
-  }
 }
 
 /** Does the request announce a body that has not been read to its end? */
