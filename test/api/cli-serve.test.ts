@@ -144,6 +144,29 @@ describe('serveCommand', () => {
     expect(io.err).toMatch(/san-seg: stopped\n$/);
   });
 
+  test('a stop with an upload that trickles in: at --drain-timeout-ms its connection is closed and logged', async () => {
+    const io = recordingIo();
+    let stop!: (reason: string) => void;
+    const command = serveCommand([...RUN, '--drain-timeout-ms', '200'], io,
+      () => new Promise((resolve) => { stop = resolve; }));
+    const url = new URL(await io.written(/^http:\/\/127\.0\.0\.1:\d+(?=\n)/));
+    const trickle = net.connect(Number(url.port), '127.0.0.1');
+    trickle.on('error', () => undefined);
+    const closed = new Promise((resolve) => trickle.once('close', resolve));
+    trickle.write('POST /segment?classes=sky HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 999\r\n\r\n');
+    const drip = setInterval(() => trickle.write('x'), 50);
+    try {
+      while (!/^san_http_requests_in_flight 2$/m.test((await get(`${url.origin}/metrics`)).body)) { /* poll */ }
+      stop('test stop');
+      await expect(command).resolves.toBe(0);
+      await closed;
+    } finally {
+      clearInterval(drip);
+    }
+    expect(io.err).toContain('san-seg: the drain deadline (200 ms) passed: closed 1 connection with 1 request ' +
+      'unanswered\nsan-seg: stopped\n');
+  });
+
   test('EXPECTED FAILURE - a port in use: the system error, and no URL on stdout', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
