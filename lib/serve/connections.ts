@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The open connections of a server and the requests unanswered on each: at most `maxConnections` are kept open (to
- * make room for a new one, the connection idle the longest, one that has sent no request or is between keep-alive
- * requests, is closed first), and at the drain deadline every one left is closed.
+ * The open connections of a server and the requests unanswered on each: at most `maxConnections` are kept open, and
+ * at the drain deadline every one left is closed. To make room for a new connection at the cap, the oldest one that
+ * has not sent a request yet is closed first (a flood of silent connections closes its own), then the one idle the
+ * longest between keep-alive requests; a connection with a request unanswered is never closed for room.
  * @module
  */
 import { Socket } from 'node:net';
@@ -16,8 +17,10 @@ export class Connections {
   readonly #onClosed: (reason: ClosedReason) => void;
   /** Open connections and their unanswered requests. */
   readonly #open = new Map<Socket, Set<Finish>>();
-  /** Open connections with no request unanswered, the longest idle first (a Set keeps insertion order). */
-  readonly #idle = new Set<Socket>();
+  /** Open connections that have not sent a request yet, the oldest first (a Set keeps insertion order). */
+  readonly #fresh = new Set<Socket>();
+  /** Open connections between keep-alive requests, the longest idle first. */
+  readonly #between = new Set<Socket>();
 
   /**
    * @param max - most connections kept open.
@@ -33,10 +36,10 @@ export class Connections {
     return this.#open.size;
   }
 
-  /** A new connection: kept, after closing the longest idle one at the cap, or closed when none is idle. */
+  /** A new connection: kept, after closing an idle one at the cap, or closed when none is idle. */
   accept(socket: Socket): void {
     if (this.#open.size >= this.#max) {
-      const [oldest] = this.#idle;
+      const [oldest] = this.#fresh.size > 0 ? this.#fresh : this.#between;
       if (oldest === undefined) {
         socket.destroy();
         this.#onClosed('refused');
@@ -48,7 +51,7 @@ export class Connections {
     }
     const requests = new Set<Finish>();
     this.#open.set(socket, requests);
-    this.#idle.add(socket);
+    this.#fresh.add(socket);
     // A request queued behind another on its connection gets no 'close' of its own when the connection drops: the
     // connection's one 'close' listener finishes them all.
     socket.once('close', () => {
@@ -62,14 +65,15 @@ export class Connections {
     const requests = this.#open.get(socket);
     if (requests === undefined) return; // closed already: its request is finished by the handler's own 'close'
     requests.add(finish);
-    this.#idle.delete(socket);
+    this.#fresh.delete(socket);
+    this.#between.delete(socket);
   }
 
   /** The request's answer is sent (or its client is gone): the connection is idle from now when it has no other. */
   end(socket: Socket, finish: Finish): void {
     const requests = this.#open.get(socket);
     if (requests === undefined || !requests.delete(finish) || requests.size > 0) return;
-    this.#idle.add(socket);
+    this.#between.add(socket);
   }
 
   /** Closes every open connection, e.g. at the drain deadline. @returns how many there were. */
@@ -84,6 +88,7 @@ export class Connections {
 
   #forget(socket: Socket): void {
     this.#open.delete(socket);
-    this.#idle.delete(socket);
+    this.#fresh.delete(socket);
+    this.#between.delete(socket);
   }
 }

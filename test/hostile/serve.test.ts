@@ -140,6 +140,28 @@ test('silent sockets beyond maxConnections: the longest idle are closed, and goo
   expect(await metric(server, /^san_http_connections (\d+)$/m)).toBeLessThanOrEqual(10);
 });
 
+test('silent sockets at the cap close one another, not a keep-alive client between its requests', async () => {
+  const server = await serve({ maxConnections: 5, headersTimeoutMs: 60_000 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const keptAlive = (): Promise<{ status: number; reused: boolean }> => new Promise((resolve, reject) => {
+    const req = http.request(`${server.url}/segment?classes=sky`, { method: 'POST', agent,
+      headers: { 'Content-Type': 'image/png' } }, (res) => {
+      res.resume().on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+    });
+    req.on('error', reject);
+    req.end(png);
+  });
+  try {
+    expect(await keptAlive()).toEqual({ status: 200, reused: false });
+    const silent: Raw[] = [];
+    for (let i = 0; i < 12; i += 1) silent.push(await open(server));
+    await Promise.all(silent.slice(0, 8).map((raw) => raw.closed));
+    expect(await keptAlive()).toEqual({ status: 200, reused: true });
+  } finally {
+    agent.destroy();
+  }
+});
+
 test('at maxConnections with every connection busy, a new one is closed at once', async () => {
   const server = await serve({ maxConnections: 3, bodyTimeoutMs: 60_000 });
   const busy = await Promise.all([1, 2, 3].map(() => open(server, postHead('classes=sky', 1000))));
