@@ -44,5 +44,7 @@ export type {
 } from './eval/evaluate';
 export { SAN_RESIZE_POLICY, modelScaleSize, renderOverlay } from './segment/image';
 export type { ImageInput, RgbImage, ResizePolicy } from './segment/image';
-export { startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, prometheusText } from './serve/server';
-export type { ServeOptions, SanServer, SegmentBody, LabelsBody, LabelFormat } from './serve/server';
+export {
+  startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, registerModelMetrics,
+} from './serve/server';
+export type { ServeOptions, SanServer, SegmentBody, LabelsBody, LabelFormat, DrainReport } from './serve/server';

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `san-seg serve`: loads a model folder and serves it over HTTP (lib/serve.ts) until SIGINT or SIGTERM, then drains:
- * every request already accepted is answered before the process exits 0. A second signal stops at once.
+ * `san-seg serve`: loads a model folder and serves it over HTTP (lib/serve/server.ts) until SIGINT or SIGTERM, then
+ * drains: every request already accepted is answered before the process exits 0, up to the drain deadline, after
+ * which the connections left are closed and reported on stderr. A second signal stops at once.
  * @module
  */
 import * as http from 'node:http';
@@ -25,6 +26,14 @@ const FLAGS = {
   'max-body-bytes': { type: 'string' },
   'max-image-pixels': { type: 'string' },
   'max-in-flight': { type: 'string' },
+  'max-output-pixels': { type: 'string' },
+  'max-bytes-in-flight': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'headers-timeout-ms': { type: 'string' },
+  'body-timeout-ms': { type: 'string' },
+  'request-timeout-ms': { type: 'string' },
+  'keep-alive-timeout-ms': { type: 'string' },
+  'drain-timeout-ms': { type: 'string' },
   'max-batch-size': { type: 'string' },
   'max-delay-ms': { type: 'string' },
   'max-queue': { type: 'string' },
@@ -39,7 +48,8 @@ export const SERVE_USAGE = `\
 Usage: ${PROGRAM} serve --model DIR [--port N] [--host ADDR] [options]
 
 Serves a model over HTTP until SIGINT (Ctrl-C) or SIGTERM, then stops accepting, answers every
-request already accepted and exits 0; a second signal stops at once. Routes (docs/serve.md):
+request already accepted (for up to --drain-timeout-ms, then closes what is left) and exits 0; a
+second signal stops at once. Routes (docs/serve.md):
   POST /segment?classes=sky;sea   an image (raw body, multipart/form-data or JSON) -> JSON with the
                                   label map (format=png|rle) and each class's share
   GET  /healthz                   200 {"status":"ok"}; 503 while draining
@@ -53,8 +63,21 @@ Options:
   --max-body-bytes N       largest request body; more is answered 413 (default ${SERVE_DEFAULTS.maxBodyBytes})
   --max-image-pixels N     most pixels (width x height) an image may have; more is answered 413
                            (default ${SERVE_DEFAULTS.maxImagePixels})
-  --max-in-flight N        most POST /segment requests handled at once; more are answered 503
-                           (default ${SERVE_DEFAULTS.maxInFlight})
+  --max-output-pixels N    most pixels of the label map (outputSize, or the image's size); more is
+                           answered 413 (default ${SERVE_DEFAULTS.maxOutputPixels})
+  --max-in-flight N        most POST /segment requests decoded and segmented at once (a body still
+                           arriving holds no slot); more are answered 503 (default ${SERVE_DEFAULTS.maxInFlight})
+  --max-bytes-in-flight N  most bytes of request bodies held at once; more is answered 503
+                           (default ${SERVE_DEFAULTS.maxBytesInFlight}, or --max-body-bytes if larger)
+  --max-connections N      most open connections; at the cap the longest idle one is closed for a new
+                           one (default ${SERVE_DEFAULTS.maxConnections})
+  --headers-timeout-ms N   time to send a request's headers, and how long a silent connection stays
+                           open; later: 408 (default ${SERVE_DEFAULTS.headersTimeoutMs})
+  --body-timeout-ms N      time for a POST /segment body to arrive whole; later: 408 (default ${SERVE_DEFAULTS.bodyTimeoutMs})
+  --request-timeout-ms N   time for any request to arrive whole (default ${SERVE_DEFAULTS.requestTimeoutMs})
+  --keep-alive-timeout-ms N  idle time allowed between keep-alive requests (default ${SERVE_DEFAULTS.keepAliveTimeoutMs})
+  --drain-timeout-ms N     on a stop, how long to wait for the requests in flight before closing their
+                           connections (default ${SERVE_DEFAULTS.drainTimeoutMs})
   --max-batch-size N       most images the model runs as one batch (default ${BATCHING.maxBatchSize})
   --max-delay-ms N         how long a request may wait for others to fill its batch (default ${BATCHING.maxDelayMs})
   --max-queue N            requests waiting for a batch; more are answered 503 (default ${BATCHING.maxQueue})
@@ -93,7 +116,15 @@ export function parseServeArgs(args: string[]): ServeJob | 'help' {
     host: values.host,
     maxBodyBytes: integer('max-body-bytes'),
     maxImagePixels: integer('max-image-pixels'),
+    maxOutputPixels: integer('max-output-pixels'),
     maxInFlight: integer('max-in-flight'),
+    maxBytesInFlight: integer('max-bytes-in-flight'),
+    maxConnections: integer('max-connections'),
+    headersTimeoutMs: integer('headers-timeout-ms'),
+    bodyTimeoutMs: integer('body-timeout-ms'),
+    requestTimeoutMs: integer('request-timeout-ms'),
+    keepAliveTimeoutMs: integer('keep-alive-timeout-ms'),
+    drainTimeoutMs: integer('drain-timeout-ms'),
   };
   checkServeOptions(serve);
   const load: SanModelOptions = {
@@ -132,7 +163,13 @@ export async function serveCommand(args: string[], io: CliIo,
     const reason = await waitForStop(io);
     io.stderr.write(`${PROGRAM}: ${reason}: stopped accepting; answering the ${server.inFlight} request` +
       `${server.inFlight === 1 ? '' : 's'} in flight\n`);
-    await server.close();
+    const drained = await server.close();
+    if (drained.timedOut) {
+      const { requestsUnanswered: requests, connectionsClosed: connections } = drained;
+      io.stderr.write(`${PROGRAM}: the drain deadline (${server.settings.drainTimeoutMs} ms) passed: closed ` +
+        `${connections} connection${connections === 1 ? '' : 's'} with ${requests} request` +
+        `${requests === 1 ? '' : 's'} unanswered\n`);
+    }
     io.stderr.write(`${PROGRAM}: stopped\n`);
     return ExitCode.OK;
   } finally {

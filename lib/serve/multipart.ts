@@ -1,110 +1,130 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * A multipart/form-data parser (RFC 7578) for whole bodies already in memory: binary-safe, bounded in parts and
- * header size, and strict about what it cannot read.
+ * multipart/form-data (RFC 7578) read as it streams in, by busboy: one file part named `image`, text fields for the
+ * parameters, and busboy's own limits on parts, fields, field size and file size, so that a form is never buffered
+ * beyond them and a field can be checked (and the request refused) before the image has arrived.
  * @module
  */
-import { HttpError, malformedBody } from './http-error';
+import busboy from 'busboy';
+import { badRequest, bodyTooLarge, HttpError, malformedBody } from './http-error';
 
-/** One part of a multipart/form-data body. */
-export interface MultipartPart {
-  /** The `name` of its Content-Disposition. */
-  name: string;
-  /** The `filename` of its Content-Disposition, if any. */
-  filename?: string;
-  /** Its Content-Type, if any. */
-  contentType?: string;
-  data: Buffer;
+/** What a form is read under. */
+export interface FormLimits {
+  /** Largest image part, in bytes. */
+  maxFileBytes: number;
+  /** Most text fields. */
+  maxFields: number;
+  /** Largest text field, in bytes. */
+  maxFieldBytes: number;
 }
 
-/** Most parts a body may have: an image and the handful of parameters need far fewer. */
-const MAX_PARTS = 16;
-const MAX_PART_HEADER_BYTES = 16 * 1024;
-const CRLF = Buffer.from('\r\n');
-const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Header lines a part may have: Content-Disposition and Content-Type, with room to spare. */
+const MAX_PART_HEADERS = 8;
 
 /**
- * Parses a multipart/form-data body: the parts between the boundary lines. The preamble and epilogue are ignored; a
- * part without a Content-Disposition `form-data` with a `name` is malformed.
- * @param body - the whole body.
- * @param contentType - the request's Content-Type, which carries the boundary.
- * @throws HttpError 400 (code ERR_SAN_MALFORMED_BODY) naming what is wrong.
+ * A form fed chunk by chunk (`write`), then finished (`end`) into its image. Text fields go to `onField` as they
+ * arrive; what it throws refuses the form at once.
  * @example
  * ```ts
- * const parts = parseMultipart(body, req.headers['content-type']);
+ * const form = new FormReader(req.headers['content-type'], limits, (name, value) => parameters.set(name, value));
+ * await readBody(req, bodyLimits, (chunk) => form.write(chunk));
+ * const image = await form.end();
  * ```
  */
-export function parseMultipart(body: Buffer, contentType: string): MultipartPart[] {
-  const boundary = headerParameters(contentType).get('boundary');
-  if (boundary === undefined || !/^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary)) {
-    throw malformed('the Content-Type has no valid boundary (1 to 70 characters)');
-  }
-  const delimiter = Buffer.from(`--${boundary}`);
-  const nextDelimiter = Buffer.concat([CRLF, delimiter]);
-  // The first boundary line starts the body or follows the preamble's CRLF.
-  let at = 0;
-  if (!body.subarray(0, delimiter.length).equals(delimiter)) {
-    at = body.indexOf(nextDelimiter);
-    if (at < 0) throw malformed('no boundary line');
-    at += 2;
-  }
-  const parts: MultipartPart[] = [];
-  for (;;) {
-    at += delimiter.length;
-    if (body[at] === 0x2d && body[at + 1] === 0x2d) return parts; // "--": the closing boundary
-    while (body[at] === 0x20 || body[at] === 0x09) at += 1; // transport padding
-    if (body[at] !== 0x0d || body[at + 1] !== 0x0a) throw malformed('a boundary line does not end with CRLF');
-    if (parts.length === MAX_PARTS) throw malformed(`more than ${MAX_PARTS} parts`);
-    // From the boundary line's CRLF, so that a part without headers (CRLF CRLF at once) is found too.
-    const headerEnd = body.indexOf(CRLFCRLF, at);
-    if (headerEnd < 0 || headerEnd - at > MAX_PART_HEADER_BYTES) throw malformed('a part\'s headers do not end');
-    const contentStart = headerEnd + 4;
-    const contentEnd = body.indexOf(nextDelimiter, contentStart);
-    if (contentEnd < 0) throw malformed('it ends before its closing boundary');
-    parts.push(readPart(body.toString('utf8', at + 2, Math.max(at + 2, headerEnd)),
-      body.subarray(contentStart, contentEnd)));
-    at = contentEnd + 2;
-  }
-}
+export class FormReader {
+  readonly #parser: busboy.Busboy;
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  #files = 0;
+  #error: unknown;
+  #closed: Promise<void>;
 
-/**
- * The `; key=value` parameters of a header value (keys lower-cased, quoted values unescaped); the first of a
- * repeated key wins.
- * @example
- * ```ts
- * headerParameters('multipart/form-data; boundary="x y"').get('boundary'); // 'x y'
- * ```
- */
-export function headerParameters(value: string): Map<string, string> {
-  const parameters = new Map<string, string>();
-  const pattern = /;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/g;
-  for (const match of value.matchAll(pattern)) {
-    const key = match[1].toLowerCase();
-    if (!parameters.has(key)) parameters.set(key, match[2] !== undefined ? match[2].replace(/\\(.)/g, '$1') : match[3]);
+  /**
+   * @throws HttpError 400 (ERR_SAN_MALFORMED_BODY) when the Content-Type has no boundary.
+   */
+  constructor(contentType: string, limits: FormLimits, onField: (name: string, value: string) => void) {
+    try {
+      this.#parser = busboy({
+        headers: { 'content-type': contentType },
+        limits: { fileSize: limits.maxFileBytes, files: 1, fields: limits.maxFields, parts: limits.maxFields + 1,
+          fieldSize: limits.maxFieldBytes, headerPairs: MAX_PART_HEADERS },
+      });
+    } catch (error) {
+      throw malformed((error as Error).message.replace(/^Multipart: /, '').toLowerCase());
+    }
+    const parser = this.#parser;
+    parser.on('file', (name, stream) => {
+      this.#files += 1;
+      // A form cut short fails its file stream too: the parser's own 'error' reports it.
+      stream.on('error', () => undefined);
+      if (name !== 'image') {
+        this.#fail(badRequest(`The form has a file part '${name.slice(0, 40)}'; only the image is sent as a file, ` +
+          'parameters as text fields'));
+        stream.resume();
+        return;
+      }
+      stream.on('data', (chunk: Buffer) => {
+        this.#size += chunk.length;
+        this.#chunks.push(chunk);
+      });
+      stream.on('limit', () => this.#fail(bodyTooLarge(limits.maxFileBytes)));
+    });
+    parser.on('field', (name, value, info) => {
+      if (name === 'image') {
+        this.#fail(badRequest('The form\'s image field is text, not a file part: send it with a filename ' +
+          '(curl -F image=@photo.jpg, FormData with a Blob)'));
+      } else if (info.nameTruncated || info.valueTruncated) {
+        this.#fail(badRequest(`The form field '${name.slice(0, 40)}' is longer than ${limits.maxFieldBytes} bytes`));
+      } else {
+        try {
+          onField(name, value);
+        } catch (error) {
+          this.#fail(error);
+        }
+      }
+    });
+    parser.on('partsLimit', () => this.#fail(malformed(`more than ${limits.maxFields + 1} parts`)));
+    parser.on('fieldsLimit', () => this.#fail(malformed(`more than ${limits.maxFields} text fields`)));
+    parser.on('filesLimit', () => this.#fail(badRequest('The form has two file parts; it takes one, the image')));
+    this.#closed = new Promise((resolve) => {
+      parser.on('error', (error: Error) => {
+        this.#fail(malformed(error.message.replace(/^Malformed part header$/, 'a part has a malformed header')
+          .replace(/^Unexpected end of form$/, 'it ends before its closing boundary')));
+        resolve();
+      });
+      parser.on('close', resolve);
+    });
   }
-  return parameters;
-}
 
-function readPart(headerText: string, data: Buffer): MultipartPart {
-  const headers = new Map<string, string>();
-  for (const line of headerText === '' ? [] : headerText.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon < 1) throw malformed(`a part has a bad header line '${line.slice(0, 40)}'`);
-    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  /** Parses one more chunk. @throws what refused the form so far. */
+  write(chunk: Buffer): void {
+    this.#throwIfFailed();
+    this.#parser.write(chunk);
+    this.#throwIfFailed();
   }
-  const disposition = headers.get('content-disposition');
-  if (disposition === undefined || disposition.split(';')[0].trim().toLowerCase() !== 'form-data') {
-    throw malformed('a part has no Content-Disposition: form-data');
+
+  /**
+   * Ends the form once the body has been read whole.
+   * @returns the image part's bytes.
+   * @throws HttpError 400 for a malformed form, a form without an image part, or one over a limit; 413 for an image
+   *   larger than `maxFileBytes`.
+   */
+  async end(): Promise<Buffer> {
+    this.#throwIfFailed();
+    this.#parser.end();
+    await this.#closed;
+    this.#throwIfFailed();
+    if (this.#files === 0) throw badRequest('The form has no image field (a file field named image)');
+    return Buffer.concat(this.#chunks, this.#size);
   }
-  const parameters = headerParameters(disposition);
-  const name = parameters.get('name');
-  if (name === undefined) throw malformed('a part\'s Content-Disposition has no name');
-  const part: MultipartPart = { name, data };
-  const filename = parameters.get('filename');
-  if (filename !== undefined) part.filename = filename;
-  const type = headers.get('content-type');
-  if (type !== undefined) part.contentType = type;
-  return part;
+
+  #fail(error: unknown): void {
+    this.#error ??= error;
+  }
+
+  #throwIfFailed(): void {
+    if (this.#error !== undefined) throw this.#error;
+  }
 }
 
 function malformed(why: string): HttpError {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Reads a `POST /segment` request into the image bytes, the label format and the `segment()` options: the body as
- * a raw image, multipart/form-data or JSON, parameters from the query or the body, and the image's header checked
- * against the limits before anything is decoded. Every refusal is an {@link HttpError} or a typed API error that
- * names what was wrong and what was expected.
+ * Reads a `POST /segment` request into the image bytes, the label format and the `segment()` options, in two steps:
+ * the head (query parameters, Content-Type, Content-Length) before a byte of the body is read, then the body as a
+ * raw image, multipart/form-data or JSON, bounded in size and time, and the image's header checked against the
+ * limits before anything is decoded. Every refusal is an {@link HttpError} or a typed API error that names what was
+ * wrong and what was expected.
  * @module
  */
 import * as http from 'node:http';
@@ -13,9 +14,10 @@ import { ErrorCode, SanError } from '../errors';
 import * as is from '../is';
 import { SegmentOptions } from '../segment/model';
 import { TEMPLATE_SETS, TemplateSetName } from '../segment/prompts';
-import { badRequest, bodyTooLarge, ClientGone, HttpError, malformedBody, ServeErrorCode } from './http-error';
+import { BodyLimits, readBody } from './body';
+import { badRequest, bodyTooLarge, HttpError, malformedBody, ServeErrorCode } from './http-error';
 import { LABEL_FORMATS, LabelFormat } from './labels';
-import { parseMultipart } from './multipart';
+import { FormReader } from './multipart';
 
 /** What a `POST /segment` asks for. */
 export interface SegmentRequest {
@@ -29,6 +31,17 @@ export interface SegmentRequest {
 export interface RequestLimits {
   maxBodyBytes: number;
   maxImagePixels: number;
+  /** Most pixels of the label map, whether `outputSize` asks for it or it is the image's size. */
+  maxOutputPixels: number;
+}
+
+/** A `POST /segment` whose request line and headers have been checked; its body is yet to be read. */
+export interface SegmentHead {
+  form: 'multipart' | 'json' | 'raw';
+  contentType: string;
+  /** The Content-Length; 0 for a chunked body, whose size is only known as it arrives. */
+  declaredBytes: number;
+  parameters: Parameters;
 }
 
 /** The parameters of `POST /segment`, in the query or as form or JSON fields. */
@@ -36,6 +49,8 @@ export const SEGMENT_PARAMETERS: readonly string[] = ['classes', 'format', 'temp
   'timeoutMs'];
 /** The formats decoded by sharp that the server takes; text formats (SVG) and PDF are refused. */
 export const IMAGE_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif'];
+/** Largest text field of a form: a list of 4096 class names fits. */
+const MAX_FIELD_BYTES = 1024 * 1024;
 /** What a JSON field holds when it is not a string. */
 const JSON_FIELD_TYPES: Readonly<Record<string, string>> = {
   classes: 'an array of class names or a string',
@@ -44,61 +59,139 @@ const JSON_FIELD_TYPES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Reads the body and parameters of a `POST /segment` request.
- * @throws HttpError (400, 413, 415), TypeError or RangeError with ERR_SAN_INVALID_ARG, SanError ERR_SAN_IMAGE, or
- *   ClientGone when the client closes the connection while sending.
+ * Checks what the request line and headers say, before a byte of the body is read: the query's parameters (an
+ * `outputSize` over `maxOutputPixels` included), the Content-Type and the Content-Length.
+ * @throws HttpError (400, 413, 415), TypeError or RangeError with ERR_SAN_INVALID_ARG.
  */
-export async function readSegmentRequest(req: http.IncomingMessage, url: URL,
-  limits: RequestLimits): Promise<SegmentRequest> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > limits.maxBodyBytes) throw bodyTooLarge(limits.maxBodyBytes);
-  const parameters = queryParameters(url);
-  const contentType = req.headers['content-type'] ?? '';
-  const mediaType = contentType.split(';')[0].trim().toLowerCase();
-  let image: Buffer;
-  if (mediaType === 'multipart/form-data') {
-    image = formImage(await readBody(req, limits.maxBodyBytes), contentType, parameters);
-  } else if (mediaType === 'application/json') {
-    image = jsonImage(await readBody(req, limits.maxBodyBytes), parameters);
-  } else if (mediaType.startsWith('image/') || mediaType === 'application/octet-stream') {
-    image = await readBody(req, limits.maxBodyBytes);
-  } else {
-    throw new HttpError(415, ServeErrorCode.MEDIA_TYPE, 'Expected a Content-Type of image/*, ' +
-      `application/octet-stream, application/json or multipart/form-data but received '${contentType.slice(0, 80)}'`);
-  }
-  const { format, options } = segmentParameters(parameters);
-  await checkImage(image, limits.maxImagePixels);
-  return { image, format, options };
-}
-
-function queryParameters(url: URL): Map<string, string> {
-  const parameters = new Map<string, string>();
+export function readSegmentHead(req: http.IncomingMessage, url: URL, limits: RequestLimits): SegmentHead {
+  const parameters = new Parameters(limits.maxOutputPixels);
   for (const key of new Set(url.searchParams.keys())) {
     const values = url.searchParams.getAll(key);
     if (values.length > 1) throw badRequest(`The query gives ${key} ${values.length} times`);
-    parameters.set(key, values[0]);
+    parameters.add(key, values[0], 'query parameter');
   }
-  checkParameterNames(parameters.keys(), 'query parameter');
-  return parameters;
+  const contentType = req.headers['content-type'] ?? '';
+  const mediaType = contentType.split(';')[0].trim().toLowerCase();
+  let form: SegmentHead['form'];
+  if (mediaType === 'multipart/form-data') form = 'multipart';
+  else if (mediaType === 'application/json') form = 'json';
+  else if (mediaType.startsWith('image/') || mediaType === 'application/octet-stream') form = 'raw';
+  else {
+    throw new HttpError(415, ServeErrorCode.MEDIA_TYPE, 'Expected a Content-Type of image/*, ' +
+      `application/octet-stream, application/json or multipart/form-data but received '${contentType.slice(0, 80)}'`);
+  }
+  const declaredBytes = Number(req.headers['content-length'] ?? 0) || 0;
+  if (declaredBytes > limits.maxBodyBytes) throw bodyTooLarge(limits.maxBodyBytes);
+  return { form, contentType, declaredBytes, parameters };
 }
 
-/** The `image` part of a form; its other fields go into `parameters`. */
-function formImage(body: Buffer, contentType: string, parameters: Map<string, string>): Buffer {
-  let image: Buffer | undefined;
-  for (const part of parseMultipart(body, contentType)) {
-    if (part.name === 'image') {
-      if (image !== undefined) throw badRequest('The form has two image fields');
-      image = part.data;
-    } else {
-      addBodyParameter(parameters, part.name, part.data.toString('utf8'), 'form field');
+/**
+ * Reads the body of a request whose head {@link readSegmentHead} accepted, under `bodyLimits`, then checks the
+ * image's header against the limits before anything is decoded.
+ * @throws HttpError (400, 408, 413, 503), TypeError or RangeError with ERR_SAN_INVALID_ARG, SanError ERR_SAN_IMAGE,
+ *   or ClientGone when the client closes the connection while sending.
+ */
+export async function readSegmentBody(req: http.IncomingMessage, head: SegmentHead, limits: RequestLimits,
+  bodyLimits: BodyLimits): Promise<SegmentRequest> {
+  const { parameters } = head;
+  let image: Buffer;
+  if (head.form === 'multipart') {
+    const form = new FormReader(head.contentType, { maxFileBytes: limits.maxBodyBytes,
+      maxFields: SEGMENT_PARAMETERS.length, maxFieldBytes: MAX_FIELD_BYTES },
+    (name, value) => parameters.add(name, value, 'form field'));
+    await readBody(req, bodyLimits, (chunk) => form.write(chunk));
+    image = await form.end();
+  } else {
+    const chunks: Buffer[] = [];
+    await readBody(req, bodyLimits, (chunk) => chunks.push(chunk));
+    const body = Buffer.concat(chunks);
+    image = head.form === 'json' ? jsonImage(body, parameters) : body;
+  }
+  const { format, options } = parameters.finish();
+  await checkImage(image, limits, options.outputSize);
+  return { image, format, options };
+}
+
+/**
+ * The parameters of a request, each checked as it is added, so that a bad one refuses the request before the rest
+ * of the body arrives.
+ */
+export class Parameters {
+  readonly #maxOutputPixels: number;
+  /** Where each parameter given came from. */
+  readonly #given = new Map<string, string>();
+  #format: LabelFormat = 'png';
+  readonly #options: Omit<SegmentRequest['options'], 'classes'> & { classes?: string[] } = {};
+
+  constructor(maxOutputPixels: number) {
+    this.#maxOutputPixels = maxOutputPixels;
+  }
+
+  /** @throws HttpError 400 or 413 (ERR_SAN_TOO_LARGE), TypeError or RangeError, naming the parameter. */
+  add(name: string, value: string, kind: 'query parameter' | 'form field' | 'JSON field'): void {
+    if (!SEGMENT_PARAMETERS.includes(name)) {
+      throw badRequest(`Unknown ${kind} '${name.slice(0, 40)}'; expected one of: ${SEGMENT_PARAMETERS.join(', ')}` +
+        (kind === 'query parameter' ? '' : ', image'));
+    }
+    const before = this.#given.get(name);
+    if (before !== undefined) {
+      throw badRequest(`${name} is given twice (${before === kind ? `as a ${kind}` : `as a ${before} and a ${kind}`})`);
+    }
+    this.#given.set(name, kind);
+    const options = this.#options;
+    switch (name) {
+      case 'classes':
+        options.classes = parseClasses(value);
+        break;
+      case 'format':
+        if (!is.inArray(value, LABEL_FORMATS)) throw rangeError('format', `one of: ${LABEL_FORMATS.join(', ')}`, value);
+        this.#format = value;
+        break;
+      case 'templates': {
+        const names = Object.keys(TEMPLATE_SETS);
+        if (!names.includes(value)) throw rangeError('templates', `one of: ${names.join(', ')}`, value);
+        options.templates = value as TemplateSetName;
+        break;
+      }
+      case 'synonyms':
+        if (value !== 'whole' && value !== 'average') throw rangeError('synonyms', 'one of: whole, average', value);
+        options.synonyms = value;
+        break;
+      case 'outputSize': {
+        const match = /^(\d{1,5})x(\d{1,5})$/i.exec(value);
+        if (match === null) throw rangeError('outputSize', 'HxW, e.g. 480x640', value);
+        options.outputSize = [Number(match[1]), Number(match[2])];
+        const pixels = options.outputSize[0] * options.outputSize[1];
+        if (pixels > this.#maxOutputPixels) {
+          throw outputTooLarge(`outputSize ${options.outputSize.join('x')} is ${pixels} pixels`, this.#maxOutputPixels);
+        }
+        break;
+      }
+      default: // timeoutMs
+        if (!/^\d{1,10}$/.test(value) || !is.inRange(Number(value), 1, 2 ** 31 - 1)) {
+          throw rangeError('timeoutMs', 'an integer between 1 and 2147483647', value);
+        }
+        options.timeoutMs = Number(value);
     }
   }
-  if (image === undefined) throw badRequest('The form has no image field (a file field named image)');
-  return image;
+
+  /** The segment() options and the label format. @throws HttpError 400 when no classes were given. */
+  finish(): Pick<SegmentRequest, 'format' | 'options'> {
+    const { classes } = this.#options;
+    if (classes === undefined) {
+      throw badRequest('No classes: give classes=sky;sea;sand in the query, or a classes field in the body');
+    }
+    return { format: this.#format, options: { ...this.#options, classes } };
+  }
+}
+
+/** 413 with ERR_SAN_TOO_LARGE: a label map larger than `maxOutputPixels`, refused before any work. */
+function outputTooLarge(what: string, maxPixels: number): HttpError {
+  return new HttpError(413, ErrorCode.TOO_LARGE, `${what}, more than the ${maxPixels} allowed (maxOutputPixels)`);
 }
 
 /** The base64 `image` of a JSON object; its other fields go into `parameters`. */
-function jsonImage(body: Buffer, parameters: Map<string, string>): Buffer {
+function jsonImage(body: Buffer, parameters: Parameters): Buffer {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -111,16 +204,10 @@ function jsonImage(body: Buffer, parameters: Map<string, string>): Buffer {
   let image: Buffer | undefined;
   for (const [name, value] of Object.entries(parsed)) {
     if (name === 'image') image = decodeBase64(value);
-    else addBodyParameter(parameters, name, jsonFieldText(name, value), 'JSON field');
+    else parameters.add(name, jsonFieldText(name, value), 'JSON field');
   }
   if (image === undefined) throw badRequest('The JSON body has no image field (the image as base64)');
   return image;
-}
-
-function addBodyParameter(parameters: Map<string, string>, name: string, value: string, kind: string): void {
-  checkParameterNames([name], kind);
-  if (parameters.has(name)) throw badRequest(`${name} is given twice (in the query and the body)`);
-  parameters.set(name, value);
 }
 
 /** A JSON field as the text the query would carry: the same checks then apply to both. */
@@ -131,6 +218,8 @@ function jsonFieldText(name: string, value: unknown): string {
     return `${value[0]}x${value[1]}`;
   }
   if (name === 'timeoutMs' && typeof value === 'number') return String(value);
+  // An unknown field is refused by its name, whatever it holds.
+  if (!SEGMENT_PARAMETERS.includes(name)) return '';
   throw is.invalidParameterError(name, JSON_FIELD_TYPES[name] ?? 'a string', value);
 }
 
@@ -144,50 +233,9 @@ function decodeBase64(value: unknown): Buffer {
   return Buffer.from(text, 'base64');
 }
 
-function checkParameterNames(names: Iterable<string>, kind: string): void {
-  for (const name of names) {
-    if (!SEGMENT_PARAMETERS.includes(name)) {
-      throw badRequest(`Unknown ${kind} '${name.slice(0, 40)}'; expected one of: ${SEGMENT_PARAMETERS.join(', ')}` +
-        (kind === 'query parameter' ? '' : ', image'));
-    }
-  }
-}
-
-/** The segment() options and the label format from the parameters. */
-function segmentParameters(parameters: Map<string, string>): Pick<SegmentRequest, 'format' | 'options'> {
-  const options: SegmentRequest['options'] = { classes: parseClasses(parameters.get('classes')) };
-  const format = parameters.get('format') ?? 'png';
-  if (!is.inArray(format, LABEL_FORMATS)) throw rangeError('format', `one of: ${LABEL_FORMATS.join(', ')}`, format);
-  const templates = parameters.get('templates');
-  if (templates !== undefined) {
-    const names = Object.keys(TEMPLATE_SETS);
-    if (!names.includes(templates)) throw rangeError('templates', `one of: ${names.join(', ')}`, templates);
-    options.templates = templates as TemplateSetName;
-  }
-  const synonyms = parameters.get('synonyms');
-  if (synonyms !== undefined) {
-    if (synonyms !== 'whole' && synonyms !== 'average') throw rangeError('synonyms', 'one of: whole, average', synonyms);
-    options.synonyms = synonyms;
-  }
-  const outputSize = parameters.get('outputSize');
-  if (outputSize !== undefined) {
-    const match = /^(\d{1,5})x(\d{1,5})$/i.exec(outputSize);
-    if (match === null) throw rangeError('outputSize', 'HxW, e.g. 480x640', outputSize);
-    options.outputSize = [Number(match[1]), Number(match[2])];
-  }
-  const timeoutMs = parameters.get('timeoutMs');
-  if (timeoutMs !== undefined) {
-    if (!/^\d{1,10}$/.test(timeoutMs) || !is.inRange(Number(timeoutMs), 1, 2 ** 31 - 1)) {
-      throw rangeError('timeoutMs', 'an integer between 1 and 2147483647', timeoutMs);
-    }
-    options.timeoutMs = Number(timeoutMs);
-  }
-  return { format, options };
-}
-
 /** Classes as the CLI's --classes takes them (`sky;sea;sand`, or `sky,sea` without a ';'), or a JSON array. */
-function parseClasses(value: string | undefined): string[] {
-  if (value === undefined || value.trim() === '') {
+function parseClasses(value: string): string[] {
+  if (value.trim() === '') {
     throw badRequest('No classes: give classes=sky;sea;sand in the query, or a classes field in the body');
   }
   let classes: string[];
@@ -210,8 +258,12 @@ function parseClasses(value: string | undefined): string[] {
   return classes;
 }
 
-/** Refuses an empty body, a format other than IMAGE_FORMATS, and more than `maxPixels`, from the header alone. */
-async function checkImage(image: Buffer, maxPixels: number): Promise<void> {
+/**
+ * Refuses an empty body, a format other than IMAGE_FORMATS, an image over `maxImagePixels`, and a label map over
+ * `maxOutputPixels` when it is to be the image's size, from the image's header alone.
+ */
+async function checkImage(image: Buffer, limits: RequestLimits,
+  outputSize: readonly [number, number] | undefined): Promise<void> {
   if (image.length === 0) throw badRequest('The request has no image: its body (or image field) is empty');
   let width: number | undefined;
   let height: number | undefined;
@@ -225,34 +277,15 @@ async function checkImage(image: Buffer, maxPixels: number): Promise<void> {
     throw new SanError(ErrorCode.IMAGE, `Expected an image in one of: ${IMAGE_FORMATS.join(', ')} but received ` +
       `${format ?? 'an unknown format'}`);
   }
-  if ((width ?? 0) * (height ?? 0) > maxPixels) {
+  const pixels = (width ?? 0) * (height ?? 0);
+  if (pixels > limits.maxImagePixels) {
     throw new HttpError(413, ErrorCode.IMAGE, `The image has ${width}×${height} pixels, more than the ` +
-      `${maxPixels} allowed (maxImagePixels)`);
+      `${limits.maxImagePixels} allowed (maxImagePixels)`);
   }
-}
-
-/** The whole body, refused with 413 as soon as it passes `maxBytes`. */
-function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const settle = (error: Error | undefined): void => {
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      if (error !== undefined) reject(error);
-      else resolve(Buffer.concat(chunks, size));
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) settle(bodyTooLarge(maxBytes));
-      else chunks.push(chunk);
-    };
-    const onEnd = (): void => settle(undefined);
-    const onError = (): void => settle(new ClientGone('The client closed the connection while sending'));
-    const onClose = (): void => {
-      if (!req.complete) onError();
-    };
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-  });
+  if (outputSize === undefined && pixels > limits.maxOutputPixels) {
+    throw outputTooLarge(`The label map would have the image's ${width}×${height} pixels (ask for a smaller ` +
+      'outputSize)', limits.maxOutputPixels);
+  }
 }
 
 function rangeError(name: string, expected: string, value: string): RangeError {

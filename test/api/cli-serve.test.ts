@@ -54,18 +54,25 @@ describe('parseServeArgs', () => {
       load: { batching: { maxBatchSize: SAN_MODEL_DEFAULTS.batching.maxBatchSize,
         maxDelayMs: SAN_MODEL_DEFAULTS.batching.maxDelayMs, maxQueue: SAN_MODEL_DEFAULTS.batching.maxQueue } },
       serve: { port: undefined, host: undefined, maxBodyBytes: undefined, maxImagePixels: undefined,
-        maxInFlight: undefined },
+        maxOutputPixels: undefined, maxInFlight: undefined, maxBytesInFlight: undefined, maxConnections: undefined,
+        headersTimeoutMs: undefined, bodyTimeoutMs: undefined, requestTimeoutMs: undefined,
+        keepAliveTimeoutMs: undefined, drainTimeoutMs: undefined },
     });
   });
 
   test('every flag', () => {
     const job = parseServeArgs(['--model', 'm', '--port', '0', '--host', '::1', '--max-body-bytes', '1000',
       '--max-image-pixels', '5000', '--max-in-flight', '3', '--max-batch-size', '8', '--max-delay-ms', '0',
-      '--max-queue', '9', '--device', 'cuda:1', '--threads', '2']);
+      '--max-queue', '9', '--device', 'cuda:1', '--threads', '2', '--max-output-pixels', '4000',
+      '--max-bytes-in-flight', '2000', '--max-connections', '50', '--headers-timeout-ms', '700',
+      '--body-timeout-ms', '800', '--request-timeout-ms', '900', '--keep-alive-timeout-ms', '600',
+      '--drain-timeout-ms', '0']);
     expect(job).toEqual({
       modelDir: path.resolve('m'),
       load: { batching: { maxBatchSize: 8, maxDelayMs: 0, maxQueue: 9 }, device: 'cuda:1', threads: 2 },
-      serve: { port: 0, host: '::1', maxBodyBytes: 1000, maxImagePixels: 5000, maxInFlight: 3 },
+      serve: { port: 0, host: '::1', maxBodyBytes: 1000, maxImagePixels: 5000, maxInFlight: 3, maxOutputPixels: 4000,
+        maxBytesInFlight: 2000, maxConnections: 50, headersTimeoutMs: 700, bodyTimeoutMs: 800, requestTimeoutMs: 900,
+        keepAliveTimeoutMs: 600, drainTimeoutMs: 0 },
     });
     expect(parseServeArgs(['-h'])).toBe('help');
   });
@@ -135,6 +142,29 @@ describe('serveCommand', () => {
     expect(decodeRle(parsed.labels.data)).toHaveLength(24 * 32);
     await expect(command).resolves.toBe(0);
     expect(io.err).toMatch(/san-seg: stopped\n$/);
+  });
+
+  test('a stop with an upload that trickles in: at --drain-timeout-ms its connection is closed and logged', async () => {
+    const io = recordingIo();
+    let stop!: (reason: string) => void;
+    const command = serveCommand([...RUN, '--drain-timeout-ms', '200'], io,
+      () => new Promise((resolve) => { stop = resolve; }));
+    const url = new URL(await io.written(/^http:\/\/127\.0\.0\.1:\d+(?=\n)/));
+    const trickle = net.connect(Number(url.port), '127.0.0.1');
+    trickle.on('error', () => undefined);
+    const closed = new Promise((resolve) => trickle.once('close', resolve));
+    trickle.write('POST /segment?classes=sky HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 999\r\n\r\n');
+    const drip = setInterval(() => trickle.write('x'), 50);
+    try {
+      while (!/^san_http_requests_in_flight 2$/m.test((await get(`${url.origin}/metrics`)).body)) { /* poll */ }
+      stop('test stop');
+      await expect(command).resolves.toBe(0);
+      await closed;
+    } finally {
+      clearInterval(drip);
+    }
+    expect(io.err).toContain('san-seg: the drain deadline (200 ms) passed: closed 1 connection with 1 request ' +
+      'unanswered\nsan-seg: stopped\n');
   });
 
   test('EXPECTED FAILURE - a port in use: the system error, and no URL on stdout', async () => {

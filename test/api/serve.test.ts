@@ -5,11 +5,12 @@
 // maxDelayMs) until the test lets them run, and every wait polls a counter.
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { Registry } from 'prom-client';
 import sharp from 'sharp';
 import { ErrorCode } from '../../lib/errors';
-import { SanModel, SanModelOptions } from '../../lib/segment/model';
+import { SanModel, SanModelMetrics, SanModelOptions } from '../../lib/segment/model';
 import {
-  decodeRle, encodeRle, parseMultipart, prometheusText, SanServer, SegmentBody, ServeErrorCode, startServer,
+  decodeRle, encodeRle, registerModelMetrics, SanServer, SegmentBody, ServeErrorCode, startServer,
 } from '../../lib/serve/server';
 import { testRuntime } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
@@ -189,18 +190,34 @@ describe('POST /segment', () => {
   });
 
   test.each([
-    ['no closing boundary', (b: Buffer) => b.subarray(0, b.length - 12)],
-    ['no boundary line at all', () => Buffer.from('just some bytes')],
-    ['a part without Content-Disposition', () => multipart('b0undary', [{ headers: ['Content-Type: text/plain'], data: 'x' }])],
-    ['a header line without a colon', () => multipart('b0undary', [{ headers: ['Content-Disposition form-data'], data: 'x' }])],
-  ])('a malformed multipart body (%s) is refused with 400 ERR_SAN_MALFORMED_BODY', async (_, make) => {
-    const good = multipart('b0undary', [{ headers: ['Content-Disposition: form-data; name="image"'], data: png }]);
+    ['no closing boundary', (b: Buffer) => b.subarray(0, b.length - 12), /it ends before its closing boundary$/],
+    ['no boundary line at all', () => Buffer.from('just some bytes'), /it ends before its closing boundary$/],
+    ['a header line without a colon', () => multipart('b0undary', [{ headers: ['Content-Disposition form-data'],
+      data: 'x' }]), /a part has a malformed header$/],
+  ])('a malformed multipart body (%s) is refused with 400 ERR_SAN_MALFORMED_BODY', async (_, make, why) => {
+    const good = multipart('b0undary', [{ headers: ['Content-Disposition: form-data; name="image"; filename="a.png"'],
+      data: png }]);
     const answer = await request(`${server.url}/segment?classes=sky`, {
       method: 'POST', headers: { 'Content-Type': 'multipart/form-data; boundary=b0undary' }, body: make(good),
     });
     expect(answer.status).toBe(400);
     expect(answer.json().error).toMatchObject({ code: ServeErrorCode.MALFORMED_BODY,
-      message: expect.stringMatching(/^Malformed multipart\/form-data body: /) });
+      message: expect.stringMatching(new RegExp(`^Malformed multipart/form-data body: ${(why as RegExp).source}`)) });
+  });
+
+  test.each([
+    ['a part without Content-Disposition (skipped)', ['Content-Type: image/png'], /^The form has no image field/],
+    ['an image sent as a text field', ['Content-Disposition: form-data; name="image"'],
+      /^The form's image field is text, not a file part/],
+    ['a parameter sent as a file', ['Content-Disposition: form-data; name="classes"; filename="c.txt"'],
+      /^The form has a file part 'classes'; only the image is sent as a file/],
+  ])('a form with %s is refused with 400 ERR_SAN_INVALID_ARG', async (_, headers, message) => {
+    const answer = await request(`${server.url}/segment`, {
+      method: 'POST', headers: { 'Content-Type': 'multipart/form-data; boundary=b0undary' },
+      body: multipart('b0undary', [{ headers: headers as string[], data: png }]),
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.json().error).toEqual({ code: ErrorCode.INVALID_ARG, message: expect.stringMatching(message as RegExp) });
   });
 
   test.each([
@@ -311,22 +328,32 @@ describe('other routes', () => {
     expect(answer.body).toMatch(/^san_http_responses_total\{code="200"\} [1-9]\d*$/m);
     expect(answer.body).toMatch(/^san_http_requests_in_flight 1$/m); // this request itself
     expect(answer.body).toMatch(/^san_process_resident_memory_bytes [1-9]\d*$/m);
-    // Every line is a comment or `name{labels} value`.
+    // _sum and _count of the histogram and the summary.
+    expect(answer.body).toMatch(/^san_batch_size_sum [1-9]\d*$/m);
+    expect(answer.body).toMatch(/^san_request_duration_seconds_sum \d/m);
+    expect(answer.body).toMatch(/^san_request_duration_seconds_count [1-9]\d*$/m);
+    // Every line is blank (between families), a comment or `name{labels} value`.
     for (const line of answer.body.trimEnd().split('\n')) {
-      expect(line).toMatch(/^(# (HELP|TYPE) san_\w+ .+|san_\w+(\{\w+="[^"]*"\})? (NaN|[+-]Inf|-?\d+(\.\d+)?(e[+-]?\d+)?))$/);
+      expect(line).toMatch(/^(|# (HELP|TYPE) san_\w+ .+|san_\w+(\{\w+="[^"]*"(,\w+="[^"]*")*\})? (NaN|[+-]Inf|-?\d+(\.\d+)?(e[+-]?\d+)?))$/);
     }
   });
 });
 
 describe('helpers', () => {
-  test('prometheusText: GPU memory as san_device_memory_bytes when the model runs on a GPU, nothing on the CPU', () => {
+  test('registerModelMetrics: GPU memory as san_device_memory_bytes when the model runs on a GPU, nothing on the CPU',
+    async () => {
     const metrics = model.metrics();
+    const textOf = (read: SanModelMetrics): Promise<string> => {
+      const registry = new Registry();
+      registerModelMetrics(registry, () => read);
+      return registry.metrics();
+    };
     const onCpu = { ...metrics, memory: { ...metrics.memory, device: 'cpu',
       deviceMemory: { unavailable: 'the model runs on the cpu' } } };
-    expect(prometheusText(onCpu)).not.toContain('san_device_memory_bytes');
+    expect(await textOf(onCpu)).not.toContain('san_device_memory_bytes');
     const onGpu = { ...metrics, memory: { ...metrics.memory, device: 'cuda:0',
       deviceMemory: { allocatedBytes: 1024, reservedBytes: 4096, peakAllocatedBytes: 2048 } } };
-    const text = prometheusText(onGpu);
+    const text = await textOf(onGpu);
     expect(text).toContain('san_info{device="cuda:0"} 1\n');
     expect(text).toContain('# TYPE san_device_memory_bytes gauge\nsan_device_memory_bytes{kind="allocated"} 1024\n' +
       'san_device_memory_bytes{kind="reserved"} 4096\nsan_device_memory_bytes{kind="peak_allocated"} 2048\n');
@@ -342,24 +369,15 @@ describe('helpers', () => {
     expect(() => decodeRle([1, 0])).toThrow(/Expected a positive integer count for runs\[1\] but received 0/);
   });
 
-  test('parseMultipart keeps binary data and quoted parameters exactly', () => {
-    const data = Buffer.from([0, 13, 10, 45, 45, 13, 10, 255]);
-    const body = multipart('x', [
-      { headers: ['content-disposition: form-data; name="a \\"b\\""; filename="f.bin"', 'Content-Type: application/x'], data },
-      { headers: ['Content-Disposition: form-data; name=plain'], data: '' },
-    ]);
-    expect(parseMultipart(body, 'multipart/form-data; boundary=x')).toEqual([
-      { name: 'a "b"', filename: 'f.bin', contentType: 'application/x', data },
-      { name: 'plain', data: Buffer.alloc(0) },
-    ]);
-    expect(() => parseMultipart(body, 'multipart/form-data')).toThrow(/has no valid boundary/);
-  });
-
   test('startServer refuses bad options', async () => {
     await expect(startServer(model, { port: 70000 })).rejects.toThrow(
       /^Expected an integer between 0 and 65535 for options.port but received 70000 of type number$/);
     await expect(startServer(model, { maxBodyBytes: '1' as unknown as number })).rejects.toThrow(TypeError);
     await expect(startServer({} as SanModel)).rejects.toThrow(/Expected a loaded SanModel for model/);
+    await expect(startServer(model, { devise: 'cpu' } as never)).rejects.toThrow(
+      /^Expected only the options port, host, .*, onError for options but received 'devise'/);
+    await expect(startServer(model, { headersTimeoutMs: 5000, requestTimeoutMs: 1000 })).rejects.toThrow(
+      /^Expected an integer between 5000 and 2147483647 for options.requestTimeoutMs but received 1000/);
   });
 });
 
