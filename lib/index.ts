@@ -44,3 +44,9 @@ export { SAN_RESIZE_POLICY, modelScaleSize, renderOverlay } from './segment/imag
 export type { ImageInput, RgbImage, ResizePolicy } from './segment/image';
 export { startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, prometheusText } from './serve/server';
 export type { ServeOptions, SanServer, SegmentBody, LabelsBody, LabelFormat } from './serve/server';
+export { SegmentQueue, SegmentJob, SEGMENT_QUEUE_DEFAULTS } from './queue/queue';
+export type { SegmentQueueOptions, AddOptions, QueueImage } from './queue/queue';
+export { SegmentWorker, SEGMENT_WORKER_DEFAULTS } from './queue/worker';
+export type { SegmentWorkerOptions } from './queue/worker';
+export type { SegmentJobResult, JobTimings, ResultStore } from './queue/job-data';
+export type { RedisTarget } from './queue/connection';

@@ -142,7 +142,7 @@ export async function serveCommand(args: string[], io: CliIo,
  * Resolves with the first SIGINT or SIGTERM. From then on, the next one exits the process at once (status 128 + the
  * signal's number), for a user who will not wait for the drain.
  */
-function nextStopSignal(io: CliIo): Promise<string> {
+export function nextStopSignal(io: CliIo): Promise<string> {
   return new Promise((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       for (const name of STOP_SIGNALS) process.off(name, onSignal);
