@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import Redis from 'ioredis';
 import sharp from 'sharp';
 import { ErrorCode } from '../../lib/errors';
 import { errorFromReason, failureReason, isBadInput } from '../../lib/queue/failures';
@@ -113,6 +114,15 @@ describe('a job and its result', () => {
   });
 });
 
+test('waiting jobs are the Redis list bull:<queue>:wait, which KEDA counts (deploy/worker-autoscaling.yaml)', async () => {
+  const queue = producer('unattended');
+  await queue.addBulk([0, 1, 2].map(() => ({ image: images[0], options: { classes: ['sky'] } })));
+  const client = new Redis(redis.url);
+  closers.push(() => client.quit());
+  expect(await client.llen('bull:unattended:wait')).toBe(3);
+  expect(await queue.counts()).toMatchObject({ waiting: 3 });
+});
+
 describe('the input root', () => {
   test('a path under it is read; absolute paths, URLs, ../ and links out of it fail with ERR_SAN_INVALID_ARG', async () => {
     const inputRoot = path.join(tempDir(), 'in');
@@ -135,15 +145,15 @@ describe('the input root', () => {
 
 describe('failures', () => {
   test('a transient failure is retried with back-off until the job completes', async () => {
-    // A batcher that holds one request and refuses the next (ERR_SAN_OVERLOADED) under 8 jobs at once.
+    // A batcher that runs one request, holds one more and refuses the next (ERR_SAN_OVERLOADED): 4 jobs at once.
     const cramped = await loadTiny({ batching: { maxBatchSize: 1, maxDelayMs: 0, maxQueue: 1 } });
     const queue = producer('transient', { backoffMs: 20, attempts: 20 });
-    const consumer = await worker('transient', { concurrency: 8 }, cramped);
+    const consumer = await worker('transient', { concurrency: 4 }, cramped);
     const retried: string[] = [];
     consumer.on('failed', (id: string, reason: string, willRetry: boolean) => {
       if (willRetry && reason.startsWith(ErrorCode.OVERLOADED)) retried.push(id);
     });
-    const jobs = await queue.addBulk(Array.from({ length: 8 }, (_, i) => ({ image: images[i % 2],
+    const jobs = await queue.addBulk(Array.from({ length: 4 }, (_, i) => ({ image: images[i % 2],
       options: { ...SEGMENT, classes: [...CLASSES], format: 'rle' as const } })));
     const results = await Promise.all(jobs.map((job) => job.result()));
     results.forEach((result, i) => expect(result.labels).toEqual({ format: 'rle', data: expected[i % 2].rle }));
