@@ -48,5 +48,5 @@ export { SegmentQueue, SegmentJob, SEGMENT_QUEUE_DEFAULTS } from './queue/queue'
 export type { SegmentQueueOptions, AddOptions, QueueImage } from './queue/queue';
 export { SegmentWorker, SEGMENT_WORKER_DEFAULTS } from './queue/worker';
 export type { SegmentWorkerOptions } from './queue/worker';
-export type { SegmentJobResult, JobTimings, ResultStore } from './queue/job-data';
+export type { SegmentJobData, JobImage, JobSegmentOptions, SegmentJobResult, JobTimings, ResultStore } from './queue/job-data';
 export type { RedisTarget } from './queue/connection';

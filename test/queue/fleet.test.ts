@@ -10,6 +10,7 @@ import { ErrorCode } from '../../lib/errors';
 import { AddOptions, SegmentJob, SegmentQueue } from '../../lib/queue/queue';
 import { SegmentJobResult } from '../../lib/queue/job-data';
 import { SanModel } from '../../lib/segment/model';
+import { TextEmbeddingCache } from '../../lib/segment/text-cache';
 import { startRedis, RedisServer } from '../helpers/redis';
 import { useTempDir } from '../helpers/temp-dir';
 import {
@@ -113,12 +114,16 @@ test('2,000 jobs through 3 workers, one SIGKILLed mid-run: every job completes w
 
 test('a worker stopped with SIGTERM finishes its jobs and exits 0: nothing is lost or run twice', async () => {
   const queue = producer('drain');
-  const [stopped] = await fleet('drain', 2);
+  // The stopped worker keeps its text embeddings in a file of its own, saved as it stops.
+  const textCache = path.join(tempDir(), 'drain-text-cache.bin');
+  const [stopped] = await fleet('drain', 1, ['--text-cache', textCache]);
+  await fleet('drain', 1);
   const jobs = await addJobs(queue, 200);
   await waitFor(async () => (await queue.counts()).completed >= 50, 120_000);
   stopped.child.kill('SIGTERM');
   expect(await stopped.exited).toBe(0);
   expect(stopped.log()).toMatch(/SIGTERM: taking no new jobs; finishing the \d+ being run[\s\S]*stopped/);
+  expect(new TextEmbeddingCache({ maxBytes: 2 ** 20, file: textCache }).stats().entries).toBe(CLASSES.length);
 
   const results = await Promise.all(jobs.map((job) => job.result()));
   results.forEach((result, i) => expectReference(result, i));

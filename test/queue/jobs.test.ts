@@ -3,7 +3,6 @@
 // the input and output roots, retries of a transient failure, an id added twice, the metrics; and the checks made
 // before anything reaches Redis.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import sharp from 'sharp';
@@ -50,16 +49,6 @@ async function worker(name: string, options: Partial<Parameters<typeof SegmentWo
   const started = await SegmentWorker.start(on, name, { connection: redis.url, ...options });
   closers.push(() => started.close());
   return started;
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    }).on('error', reject);
-  });
 }
 
 describe('a job and its result', () => {
@@ -221,8 +210,9 @@ test('/metrics: queue depth by state, active jobs, jobs by outcome and batch siz
   const jobs = await queue.addBulk([images[0], images[1], Buffer.from('bad')].map((image) => ({ image,
     options: { ...SEGMENT, classes: [...CLASSES] } })));
   await Promise.allSettled(jobs.map((job) => job.result()));
-  const { status, body } = await get(url);
-  expect(status).toBe(200);
+  const response = await fetch(url);
+  expect(response.status).toBe(200);
+  const body = await response.text();
   expect(body).toContain('san_queue_jobs{state="completed"} 2');
   expect(body).toContain('san_queue_jobs{state="failed"} 1');
   expect(body).toContain('san_queue_jobs{state="waiting"} 0');
@@ -230,7 +220,7 @@ test('/metrics: queue depth by state, active jobs, jobs by outcome and batch siz
   expect(body).toContain('san_worker_jobs_total{outcome="completed"} 2');
   expect(body).toContain('san_worker_jobs_total{outcome="failed"} 1');
   expect(body).toMatch(/san_batch_size_count [12]\n/);
-  expect((await get(url.replace('/metrics', '/other'))).status).toBe(404);
+  expect((await fetch(url.replace('/metrics', '/other'))).status).toBe(404);
 });
 
 /** Another tiny model on the CPU, disposed after the tests (and after the workers that use it). */
