@@ -58,7 +58,9 @@ describe('a job and its result', () => {
     const job = await queue.add(images[0], { ...SEGMENT, classes: [...CLASSES] });
     const progress: unknown[] = [];
     job.on('progress', (data) => progress.push(data));
+    const completed = new Promise((resolve) => job.once('completed', resolve));
     const result = await job.result();
+    expect(await completed).toEqual(result);
     expect(result).toMatchObject({ jobId: job.id, size: [32, 48], classes: CLASSES, shares: expected[0].shares,
       attempt: 1 });
     expect(result.labels).toEqual({ format: 'png', data: expected[0].png.toString('base64') });
@@ -105,11 +107,13 @@ describe('a job and its result', () => {
 
 test('waiting jobs are the Redis list bull:<queue>:wait, which KEDA counts (deploy/worker-autoscaling.yaml)', async () => {
   const queue = producer('unattended');
-  await queue.addBulk([0, 1, 2].map(() => ({ image: images[0], options: { classes: ['sky'] } })));
+  const [first] = await queue.addBulk([0, 1, 2].map(() => ({ image: images[0], options: { classes: ['sky'] } })));
   const client = new Redis(redis.url);
   closers.push(() => client.quit());
   expect(await client.llen('bull:unattended:wait')).toBe(3);
   expect(await queue.counts()).toMatchObject({ waiting: 3 });
+  // Nobody takes them: a result awaited with a time limit gives up with ERR_SAN_TIMEOUT.
+  await expect(first.result(100)).rejects.toMatchObject({ name: 'SanError', code: ErrorCode.TIMEOUT });
 });
 
 describe('the input root', () => {
@@ -209,7 +213,9 @@ test('/metrics: queue depth by state, active jobs, jobs by outcome and batch siz
   const url = await metrics.serve(0, '127.0.0.1');
   const jobs = await queue.addBulk([images[0], images[1], Buffer.from('bad')].map((image) => ({ image,
     options: { ...SEGMENT, classes: [...CLASSES] } })));
+  const failed = new Promise<Error & { code?: string }>((resolve) => jobs[2].once('failed', resolve));
   await Promise.allSettled(jobs.map((job) => job.result()));
+  expect(await failed).toMatchObject({ name: 'SanError', code: ErrorCode.IMAGE });
   const response = await fetch(url);
   expect(response.status).toBe(200);
   const body = await response.text();
