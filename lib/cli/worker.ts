@@ -171,27 +171,36 @@ export async function workerCommand(args: string[], io: CliIo,
     io.stdout.write(WORKER_USAGE);
     return ExitCode.OK;
   }
-  const metrics = job.metrics === undefined ? undefined : new WorkerMetrics(job.queue, job.worker);
-  const model = await SanModel.load(job.modelDir, { ...job.load, onBatch: metrics && ((info) => metrics.recordBatch(info.size)) });
+  let metrics: WorkerMetrics | undefined;
+  const model = await SanModel.load(job.modelDir, {
+    ...job.load, onBatch: job.metrics && ((info) => metrics?.recordBatch(info.size)),
+  });
   try {
+    // Made once the model has loaded: its connection to Redis would keep a process whose model failed alive.
+    if (job.metrics !== undefined) metrics = new WorkerMetrics(job.queue, job.worker);
     const worker = await SegmentWorker.start(model, job.queue, job.worker);
-    logEvents(worker, io);
-    if (metrics !== undefined && job.metrics !== undefined) {
-      metrics.watch(worker);
-      io.stdout.write(`${await metrics.serve(job.metrics.port, job.metrics.host)}\n`);
+    try {
+      logEvents(worker, io);
+      if (metrics !== undefined && job.metrics !== undefined) {
+        metrics.watch(worker);
+        io.stdout.write(`${await metrics.serve(job.metrics.port, job.metrics.host)}\n`);
+      }
+      io.stderr.write(`${PROGRAM}: worker ${worker.name} taking jobs from queue '${job.queue}' ` +
+        `(${model.manifest.variant} on ${model.device}, concurrency ${job.worker.concurrency}); Ctrl-C to stop\n`);
+      const reason = await waitForStop(io);
+      io.stderr.write(`${PROGRAM}: ${reason}: taking no new jobs; finishing the ${worker.active} being run\n`);
+      await worker.close();
+      if (job.load.textCache !== undefined) {
+        await model.textCache?.save().catch((error: Error) => {
+          io.stderr.write(`${PROGRAM}: could not save the text cache: ${error.message}\n`);
+        });
+      }
+      io.stderr.write(`${PROGRAM}: stopped\n`);
+      return ExitCode.OK;
+    } finally {
+      // Already drained after a stop; on a failure (the metrics port taken), its connections must not hold the process.
+      await worker.close();
     }
-    io.stderr.write(`${PROGRAM}: worker ${worker.name} taking jobs from queue '${job.queue}' ` +
-      `(${model.manifest.variant} on ${model.device}, concurrency ${job.worker.concurrency}); Ctrl-C to stop\n`);
-    const reason = await waitForStop(io);
-    io.stderr.write(`${PROGRAM}: ${reason}: taking no new jobs; finishing the ${worker.active} being run\n`);
-    await worker.close();
-    if (job.load.textCache !== undefined) {
-      await model.textCache?.save().catch((error: Error) => {
-        io.stderr.write(`${PROGRAM}: could not save the text cache: ${error.message}\n`);
-      });
-    }
-    io.stderr.write(`${PROGRAM}: stopped\n`);
-    return ExitCode.OK;
   } finally {
     await metrics?.close();
     await model.dispose();
