@@ -48,3 +48,9 @@ export {
   startServer, SERVE_DEFAULTS, ServeErrorCode, encodeRle, decodeRle, registerModelMetrics,
 } from './serve/server';
 export type { ServeOptions, SanServer, SegmentBody, LabelsBody, LabelFormat, DrainReport } from './serve/server';
+export { SegmentQueue, SegmentJob, SEGMENT_QUEUE_DEFAULTS } from './queue/queue';
+export type { SegmentQueueOptions, AddOptions, QueueImage } from './queue/queue';
+export { SegmentWorker, SEGMENT_WORKER_DEFAULTS } from './queue/worker';
+export type { SegmentWorkerOptions } from './queue/worker';
+export type { SegmentJobData, JobImage, JobSegmentOptions, SegmentJobResult, JobTimings, ResultStore } from './queue/job-data';
+export type { RedisTarget } from './queue/connection';

@@ -14,9 +14,10 @@ say() { printf '[setup] %s\n' "$*"; }
 # g++, make: node-gyp's build (node-gyp itself comes with npm and runs gyp on python3). libtorch-dev: LibTorch 1.13
 # headers and libraries the addon links against. python3-torch: the exporter and the Python tests (run by
 # /usr/bin/python3). libopenblas0-pthread: without it Debian's reference BLAS makes every matrix product ~30x slower.
-# libopenblas0-openmp: the OpenBLAS scripts/build-default-model.sh trains with.
+# libopenblas0-openmp: the OpenBLAS scripts/build-default-model.sh trains with. redis-server: the real Redis the
+# worker-fleet tests (test/queue/) start on a loopback port.
 APT_PACKAGES=(g++ make libtorch-dev python3-torch python3-pytest python3-regex
-  libopenblas0-pthread libopenblas0-openmp python3-scipy python3-pil)
+  libopenblas0-pthread libopenblas0-openmp python3-scipy python3-pil redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

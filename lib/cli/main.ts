@@ -17,6 +17,7 @@ import { evalCommand } from './eval';
 import { exportCommand } from './export';
 import { segmentCommand } from './segment';
 import { serveCommand } from './serve';
+import { workerCommand } from './worker';
 
 export type { CliIo } from './common';
 
@@ -25,6 +26,7 @@ const COMMANDS: Readonly<Record<string, (args: string[], io: CliIo) => Promise<n
   eval: evalCommand,
   export: exportCommand,
   serve: serveCommand,
+  worker: workerCommand,
 });
 
 export const USAGE = `Usage: ${PROGRAM} <command> [options]
@@ -38,6 +40,7 @@ Commands:
              and per-class IoU, as SAN's evaluation computes them
   export     export an official SAN checkpoint (.pth) to a model folder (runs Python)
   serve      serve a model over HTTP on this machine: POST /segment, GET /healthz, GET /metrics
+  worker     take segmentation jobs from a BullMQ queue in Redis, one of a fleet of workers
 
 Options:
   -h, --help     show this help; '${PROGRAM} <command> --help' shows a command's
@@ -47,6 +50,7 @@ Examples:
   ${PROGRAM} export --checkpoint san_vit_b_16.pth --out models/vit_b_16
   ${PROGRAM} segment street.jpg --model models/vit_b_16 --classes "road;car;person, someone" -o out
   ${PROGRAM} serve --model models/vit_b_16 --port 8080
+  ${PROGRAM} worker --redis redis://127.0.0.1:6379 --queue san --model models/vit_b_16
   ${PROGRAM} eval --model models/vit_b_16 --images ADEChallengeData2016/images/validation \\
     --labels ADEChallengeData2016/annotations_detectron2/validation --classes-file assets/classes/ade150.txt
 `;

@@ -184,7 +184,7 @@ export async function serveCommand(args: string[], io: CliIo,
  * The parent matters under `npx san-seg serve`: npm runs `sh -c 'san-seg …'` and passes a SIGTERM to that shell
  * only, which (Debian's dash) dies of it without passing it on; this process, re-parented, would serve on.
  */
-function nextStopSignal(io: CliIo): Promise<string> {
+export function nextStopSignal(io: CliIo): Promise<string> {
   return new Promise((resolve) => {
     const parent = process.ppid;
     const stop = (reason: string): void => {
