@@ -9,6 +9,7 @@
 #include "common.h"
 #include "device.h"
 #include "model_wrap.h"
+#include "module_import.h"
 
 namespace san {
 
@@ -74,6 +75,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New<CudaAvailable>(env, "cudaAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCountJs>(env, "cudaDeviceCount"));
   exports.Set("cudaMemory", Napi::Function::New<CudaMemoryJs>(env, "cudaMemory"));
+  exports.Set("readCheckpointPickle", Napi::Function::New<ReadCheckpointPickle>(env, "readCheckpointPickle"));
+  exports.Set("readCheckpointTensor", Napi::Function::New<ReadCheckpointTensor>(env, "readCheckpointTensor"));
+  exports.Set("bindCheckpoint", Napi::Function::New<BindCheckpoint>(env, "bindCheckpoint"));
   exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
   return exports;
 }
