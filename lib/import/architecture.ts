@@ -3,7 +3,7 @@
  * The architecture templates that `san-seg import` fills: per variant, `<dir>/<variant>/architecture.json` and the
  * two TorchScript files with placeholder weights, written by `python3 -m models.export_architecture` and shipped
  * in `assets/architectures/`. This module recognises a checkpoint's variant from its shapes and checks every key
- * and shape against it, with the wording of models/san/checkpoint.py.
+ * and shape against it, with the wording of models/san/checkpoint.py (on one line, as the CLI reports errors).
  * @module
  */
 import * as fs from 'node:fs';
@@ -125,6 +125,6 @@ export function checkStateDict(stateDict: ReadonlyMap<string, TensorRef>, archit
     .filter(([, keys]) => keys.length > 0)
     .map(([kind, keys]) => `${keys.length} ${kind}: ${listing(keys)}`);
   if (problems.length > 0) {
-    throw new SanError(ErrorCode.MODEL_LOAD, `${source} does not match the model:\n  ${problems.join('\n  ')}`);
+    throw new SanError(ErrorCode.MODEL_LOAD, `${source} does not match the model: ${problems.join('; ')}`);
   }
 }

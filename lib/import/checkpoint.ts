@@ -109,7 +109,8 @@ function describeUnreadable(file: string, nativeMessage: string): string {
   return legacy
     ? 'is in the legacy torch.save format (PyTorch < 1.6), which san-seg import does not read: re-save it with ' +
       'a newer PyTorch, or use `san-seg export` (Python)'
-    : `cannot be read as a PyTorch checkpoint (a torch.save zip archive): ${nativeMessage}`;
+    : `cannot be read as a PyTorch checkpoint (a torch.save zip archive): ${
+      nativeMessage.replace(/^\[enforce fail at [^\]]*\][\s.]*/, '')}`;
 }
 
 /**

@@ -69,16 +69,14 @@ function spec({ record, dtype, offset, sizes, strides }: TensorRef): NativeTenso
   return { record, dtype, offset, sizes, strides };
 }
 
-function chooseArchitecture(stateDict: ReadonlyMap<string, TensorRef>, root: string, variant: string,
-  source: string): ArchitectureDir {
+/** The architectures under `root`, after checking that `variant` is `'auto'` or one of them. */
+function readChoices(root: string, variant: string): Map<string, ArchitectureDir> {
   const architectures = readArchitectures(root);
-  if (variant === 'auto') return detectVariant(stateDict, architectures, source);
-  const chosen = architectures.get(variant);
-  if (chosen === undefined) {
+  if (variant !== 'auto' && !architectures.has(variant)) {
     throw is.invalidParameterError('options.variant', `one of: auto, ${[...architectures.keys()].join(', ')}`,
       variant, 'range');
   }
-  return chosen;
+  return architectures;
 }
 
 function readVocab(file: string, expectedSize: number, variant: string): ClipTokenizer {
@@ -118,9 +116,10 @@ export async function importCheckpoint(checkpoint: string, outDir: string,
   if (!is.string(outDir) || outDir === '') throw is.invalidParameterError('outDir', 'a folder path', outDir);
   const settings = checkOptions(options);
   const callSite = new Error();
+  const choices = readChoices(settings.architectures, settings.variant);
   const stateDict = readStateDict(checkpoint);
-  const { dir: templates, architecture } = chooseArchitecture(stateDict, settings.architectures, settings.variant,
-    checkpoint);
+  const { dir: templates, architecture } = settings.variant === 'auto'
+    ? detectVariant(stateDict, choices, checkpoint) : choices.get(settings.variant) as ArchitectureDir;
   const { variant } = architecture;
   checkStateDict(stateDict, architecture, `${checkpoint} (as ${variant})`);
   const manifest = structuredClone(architecture.manifest) as ManifestDraft;
