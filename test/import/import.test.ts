@@ -46,6 +46,26 @@ describe('san-seg import (tiny, no Python on PATH)', () => {
   });
 });
 
+describe('other containers and types, read as the exporter reads them', () => {
+  test.each([['bare.pth'], ['state_dict_params.pth']])('%s gives the same modules, byte for byte', async (name) => {
+    const out = path.join(tempDir(), `format-${name}`);
+    const { variant } = await importCheckpoint(path.join(tempDir(), 'formats', name), out,
+      { architectures, vocab: tinyVocab });
+    expect(variant).toBe('tiny');
+    for (const file of ['san.pt', 'text_encoder.pt']) {
+      expect(fs.readFileSync(path.join(out, file)).equals(fs.readFileSync(path.join(tempDir(), 'imported', file))))
+        .toBe(true);
+    }
+  });
+
+  test('float16 weights: the Python export\'s outputs on every reference case', async () => {
+    const out = path.join(tempDir(), 'format-half');
+    await importCheckpoint(path.join(tempDir(), 'formats', 'half.pth'), out, { architectures, vocab: tinyVocab });
+    expectSameManifest(out, path.join(tempDir(), 'python-half'));
+    expect(await expectSameOutputs(out, path.join(tempDir(), 'python-half'))).toBeGreaterThanOrEqual(10);
+  });
+});
+
 describe('files that are not SAN checkpoints', () => {
   const cases: Array<[string, RegExp]> = [
     ['random.zip', /cannot be read as a PyTorch checkpoint \(a torch\.save zip archive\): file in archive is not in a subdirectory/],

@@ -1,12 +1,14 @@
 """Fixtures of test/import: a seeded random SAN checkpoint in the official format, and the Python exporter's folder.
 
-    python3 test/import/make_checkpoint.py --variant tiny --out DIR [--seed 0] [--vocab FILE] [--bad]
+    python3 test/import/make_checkpoint.py --variant tiny --out DIR [--seed 0] [--vocab FILE] [--extra]
 
 Writes DIR/checkpoint.pth (`torch.save({"model": state_dict, "iteration": ...})`, with the training-only
 criterion.empty_weight as the official files have it), then runs the Python exporter on that file into DIR/python/
 (models.san.checkpoint.load_san + models.export.write_model_dir, what `python3 -m models.export` does) with the
 reference cases (models.reference_cases) beside it. A variant the package does not ship (tiny) also gets its
-architecture template in DIR/architectures/. --bad also writes files that are not SAN checkpoints into DIR/bad/.
+architecture template in DIR/architectures/. --extra also writes files that are not SAN checkpoints into DIR/bad/,
+and the same weights in other containers and types into DIR/formats/: a bare state dict, {"state_dict": ...} of
+nn.Parameters, and float16 tensors, whose Python export (with its reference cases) goes to DIR/python-half/.
 """
 import argparse
 import sys
@@ -43,22 +45,35 @@ def write_bad_files(out: Path, state_dict):
     (out / "truncated.pth").write_bytes(full[: len(full) // 2])
 
 
+def write_formats(out: Path, san: SAN, vocab: Path, seed: int):
+    """The same weights as other files an importer must read as the exporter does."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(san.state_dict(), out / "bare.pth")
+    torch.save({"state_dict": san.state_dict(keep_vars=True), "epoch": 3}, out / "state_dict_params.pth")
+    torch.save({"model": {key: value.half() for key, value in san.state_dict().items()}}, out / "half.pth")
+    half, variant = load_san(out / "half.pth")
+    write_model_dir(half, variant, vocab, out.parent / "python-half")
+    write_reference_cases(out.parent / "python-half", seed)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab", type=Path, default=REPO_ROOT / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz")
-    parser.add_argument("--bad", action="store_true")
+    parser.add_argument("--extra", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    state_dict = SAN(load_preset(args.variant)).state_dict()
+    model = SAN(load_preset(args.variant))
+    state_dict = model.state_dict()
     checkpoint = args.out / "checkpoint.pth"
     torch.save({"model": {"criterion.empty_weight": torch.ones(172), **state_dict}, "iteration": 89999}, checkpoint)
-    if args.bad:
+    if args.extra:
         write_bad_files(args.out / "bad", state_dict)
-    del state_dict
+        write_formats(args.out / "formats", model, args.vocab, args.seed)
+    del state_dict, model
     san, variant = load_san(checkpoint)
     write_model_dir(san, variant, args.vocab, args.out / "python")
     del san

@@ -18,11 +18,12 @@ export const RELATIVE_TOLERANCE = 1e-6;
 
 /**
  * Runs test/import/make_checkpoint.py: `dir`/checkpoint.pth, `dir`/python/ (the Python exporter's folder with its
- * reference cases) and, for tiny, `dir`/architectures/; with `bad`, `dir`/bad/ (files that are not SAN checkpoints).
+ * reference cases) and, for tiny, `dir`/architectures/; with `extra`, `dir`/bad/ (files that are not SAN
+ * checkpoints), `dir`/formats/ (other containers and float16) and `dir`/python-half/ (the float16 file's export).
  */
-export function makeFixtures(variant: string, dir: string, vocab: string, bad = false): void {
+export function makeFixtures(variant: string, dir: string, vocab: string, extra = false): void {
   execFileSync(pythonBin, [path.join(__dirname, 'make_checkpoint.py'), '--variant', variant, '--out', dir,
-    '--vocab', vocab, ...(bad ? ['--bad'] : [])], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    '--vocab', vocab, ...(extra ? ['--extra'] : [])], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /** A PATH with only `node` on it (a link in `dir`/bin): no python, python3 or any other program. */
