@@ -6,7 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TorchModel } from '../../lib/runtime/torch-model';
 import { repoRoot, pythonBin, testModelsDir } from '../helpers/paths';
-import { expectTensorClose, flattenTensors, moduleFiles, readCases } from '../native/support';
+import type { Tensor } from '../../lib/runtime/tensor';
+import {
+  Case, expectTensorClose, flattenTensors, FLOAT32_TOLERANCE, moduleFiles, readCases,
+} from '../native/support';
 
 export const cliPath = path.join(repoRoot, 'dist', 'cli', 'main.js');
 /** The tiny model's own vocabulary (its text tower has 768 tokens), written by scripts/setup.sh. */
@@ -76,31 +79,42 @@ export function expectSameManifest(importedDir: string, pythonDir: string): void
     .toBeLessThanOrEqual(RELATIVE_TOLERANCE * (python.logit_scale as number));
 }
 
+/** Every case's result on the modules of `dir` (float32, CPU), as flat tensor lists; the model is disposed after. */
+async function runCases(dir: string, cases: readonly Case[]): Promise<Tensor[][]> {
+  const modules = [...new Set(cases.map((c) => c.module))];
+  const model = await TorchModel.load(moduleFiles(dir, modules), { device: 'cpu', dtype: 'float32' });
+  try {
+    const results: Tensor[][] = [];
+    for (const { module, method, inputs } of cases) results.push(flattenTensors(await model.run(module, method, inputs)));
+    return results;
+  } finally {
+    await model.dispose();
+  }
+}
+
 /**
- * Runs every reference case of the Python export (`pythonDir`/reference/cases.json) on the imported folder's
- * modules (float32, CPU) and compares: within 1e-6 relative to the largest magnitude of each expected tensor,
- * integer outputs (labels) exactly.
+ * Runs every reference case of the Python export (`pythonDir`/reference/cases.json) on the imported folder and on
+ * the Python export's folder, both in this runtime (float32, CPU, one after the other), and compares them: within
+ * 1e-6 relative to the largest magnitude of each tensor (integer outputs, the labels, exactly). The imported results
+ * are also checked against the outputs Python computed, within the native tests' float32 tolerance (the two
+ * processes may use BLAS threads differently, so sums may round differently).
  * @returns how many tensors were compared.
  */
 export async function expectSameOutputs(importedDir: string, pythonDir: string): Promise<number> {
   const cases = readCases(path.join(pythonDir, 'reference', 'cases.json'));
-  const modules = [...new Set(cases.map((c) => c.module))];
-  const model = await TorchModel.load(moduleFiles(importedDir, modules), { device: 'cpu', dtype: 'float32' });
+  const exported = await runCases(pythonDir, cases);
+  const imported = await runCases(importedDir, cases);
   let compared = 0;
-  try {
-    for (const { name, module, method, inputs, outputs } of cases) {
-      const tensors = flattenTensors(await model.run(module, method, inputs));
-      expect([name, tensors.length]).toEqual([name, outputs.length]);
-      tensors.forEach((tensor, i) => {
-        const expected = outputs[i];
-        const scale = expected.type === 'float32'
-          ? (expected.data as Float32Array).reduce((max, value) => Math.max(max, Math.abs(value)), 0) : 0;
-        expectTensorClose(tensor, expected, { atol: RELATIVE_TOLERANCE * scale, rtol: RELATIVE_TOLERANCE });
-        compared += 1;
-      });
-    }
-  } finally {
-    await model.dispose();
-  }
+  cases.forEach(({ name, outputs }, c) => {
+    expect([name, imported[c].length, exported[c].length]).toEqual([name, outputs.length, outputs.length]);
+    imported[c].forEach((tensor, i) => {
+      const expected = exported[c][i];
+      const scale = expected.type === 'float32'
+        ? (expected.data as Float32Array).reduce((max, value) => Math.max(max, Math.abs(value)), 0) : 0;
+      expectTensorClose(tensor, expected, { atol: RELATIVE_TOLERANCE * scale, rtol: RELATIVE_TOLERANCE });
+      if (outputs[i].type === 'float32') expectTensorClose(tensor, outputs[i], FLOAT32_TOLERANCE);
+      compared += 1;
+    });
+  });
   return compared;
 }
