@@ -128,6 +128,8 @@ export async function importCheckpoint(checkpoint: string, outDir: string,
   const native = importBinding();
   const dir = path.resolve(outDir);
   await fsp.mkdir(dir, { recursive: true });
+  // A folder imported before must not look complete while its files are being replaced.
+  await fsp.rm(path.join(dir, MANIFEST), { force: true });
   const jobs: NativeBindJob[] = Object.entries(architecture.modules).map(([file, bindings]) => ({
     template: path.join(templates, file),
     output: path.join(dir, file),
