@@ -10,6 +10,7 @@
 #include "common.h"
 #include "device.h"
 #include "model_wrap.h"
+#include "module_import.h"
 
 namespace san {
 
@@ -107,6 +108,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuAllocator", Napi::Function::New<CpuAllocatorJs>(env, "cpuAllocator"));
   exports.Set("cpuBfloat16", Napi::Function::New<CpuBfloat16>(env, "cpuBfloat16"));
   exports.Set("setCpuCacheLimit", Napi::Function::New<SetCpuCacheLimitJs>(env, "setCpuCacheLimit"));
+  exports.Set("readCheckpointPickle", Napi::Function::New<ReadCheckpointPickle>(env, "readCheckpointPickle"));
+  exports.Set("readCheckpointTensor", Napi::Function::New<ReadCheckpointTensor>(env, "readCheckpointTensor"));
+  exports.Set("bindCheckpoint", Napi::Function::New<BindCheckpoint>(env, "bindCheckpoint"));
   exports.Set("_describeError", Napi::Function::New<DescribeError>(env, "_describeError"));
   return exports;
 }

@@ -21,6 +21,8 @@ export { SegmentResult } from './segment/result';
 export type { LabelMap, Proposals, ClassShare, ToPngOptions } from './segment/result';
 export { readModelDir, MANIFEST_FORMAT_VERSION } from './segment/model-dir';
 export type { Manifest, ModelDir } from './segment/model-dir';
+export { importCheckpoint, IMPORT_DEFAULTS } from './import/import';
+export type { ImportOptions, ImportResult } from './import/import';
 export { ErrorCode, SanError } from './errors';
 export type { SanErrorCode } from './errors';
 export { tensor, checkTensor, elementCount, TENSOR_TYPES } from './runtime/tensor';

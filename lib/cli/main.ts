@@ -2,8 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `san-seg`, the command line of san-node: `segment` images with a model folder, `eval`uate one on a benchmark,
- * `export` an official checkpoint to one. This file dispatches to the commands (lib/cli/) and turns what they throw
- * into one line and an exit status: 0 success, 1 failure, 2 bad usage. docs/cli.md describes every command and flag.
+ * `export` (Python) or `import` (no Python) an official checkpoint to one. This file dispatches to the commands
+ * (lib/cli/) and turns what they throw into one line and an exit status: 0 success, 1 failure, 2 bad usage.
+ * docs/cli.md describes every command and flag.
  * @module
  */
 // First: sizes libuv's pool before anything can start it.
@@ -15,6 +16,7 @@ import {
 } from './common';
 import { evalCommand } from './eval';
 import { exportCommand } from './export';
+import { importCommand } from './import';
 import { segmentCommand } from './segment';
 import { serveCommand } from './serve';
 import { workerCommand } from './worker';
@@ -25,6 +27,7 @@ const COMMANDS: Readonly<Record<string, (args: string[], io: CliIo) => Promise<n
   segment: segmentCommand,
   eval: evalCommand,
   export: exportCommand,
+  import: importCommand,
   serve: serveCommand,
   worker: workerCommand,
 });
@@ -39,6 +42,8 @@ Commands:
   eval       score a model on a benchmark's images and label maps: mIoU, fwIoU, mACC, pACC
              and per-class IoU, as SAN's evaluation computes them
   export     export an official SAN checkpoint (.pth) to a model folder (runs Python)
+  import     the same without Python: binds the checkpoint's weights into the
+             architectures the package ships
   serve      serve a model over HTTP on this machine: POST /segment, GET /healthz, GET /metrics
   worker     take segmentation jobs from a BullMQ queue in Redis, one of a fleet of workers
 
@@ -47,7 +52,7 @@ Options:
   --version      print the version of san-node
 
 Examples:
-  ${PROGRAM} export --checkpoint san_vit_b_16.pth --out models/vit_b_16
+  ${PROGRAM} import --checkpoint san_vit_b_16.pth --out models/vit_b_16
   ${PROGRAM} segment street.jpg --model models/vit_b_16 --classes "road;car;person, someone" -o out
   ${PROGRAM} serve --model models/vit_b_16 --port 8080
   ${PROGRAM} worker --redis redis://127.0.0.1:6379 --queue san --model models/vit_b_16
