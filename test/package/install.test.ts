@@ -3,7 +3,7 @@
 // tarball into a new app (offline where npm's cache has the dependencies), then what the README promises from there:
 // require and import, a strict TypeScript file against the shipped .d.ts, `san-seg --help`, the sample scene
 // segmented, and the install script's own advice when it cannot build.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -133,6 +133,27 @@ maybe('san-seg --help runs from the app', () => {
   const bin = path.join(app(), 'node_modules', '.bin', 'san-seg');
   expect(run(bin, ['--help'], app())).toMatch(/^Usage: san-seg <command>/);
   expect(run(bin, ['export', '--help'], app())).toMatch(/default: the package's copy of CLIP's\s+bpe_simple_vocab/);
+});
+
+maybe('npx san-seg serve stops on SIGTERM, though npm passes it only to the sh -c it runs the command in', async () => {
+  // Its own process group, so that a server left behind can be found and killed.
+  const npx = spawn('npx', ['san-seg', 'serve', '--model', path.join(installed(), 'models', 'default'), '--port', '0'],
+    { cwd: app(), env: userEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  npx.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const url = await new Promise<string>((resolve, reject) => {
+    npx.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
+    npx.once('exit', () => reject(new Error(`npx exited before serving: ${stderr}`)));
+  });
+  expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  // The server holds the pipe's write end: the pipe closes when the server itself has exited.
+  const serverGone = new Promise<void>((resolve) => npx.stdout.once('close', () => resolve()));
+  npx.kill('SIGTERM');
+  const stopped = await Promise.race([serverGone.then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+  if (!stopped) process.kill(-npx.pid!, 'SIGKILL');
+  expect(stopped).toBe(true);
+  expect(stderr).toMatch(/the parent process \(\d+\) exited: stopped accepting/);
 });
 
 maybe('the shipped default model segments the sample scene as in the repository', () => {
