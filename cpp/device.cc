@@ -18,7 +18,7 @@
 
 #include "common.h"
 
-// Only the cmake build sees the CUDA toolkit's headers (through LibTorch's CMake config), which this one includes.
+// Defined by binding.gyp when scripts/libtorch.js found the CUDA runtime's headers, which this one includes.
 #ifdef SAN_CUDA_ALLOCATOR_STATS
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -68,7 +68,8 @@ DeviceMemory CudaMemory(int index) {
   memory.reservedBytes = stats.reserved_bytes[0].current;
   memory.peakAllocatedBytes = stats.allocated_bytes[0].peak;
 #else
-  memory.reason = "this build of the addon (node-gyp) cannot read LibTorch's CUDA allocator; build it with cmake-js";
+  memory.reason = "this build of the addon found no CUDA runtime headers (cuda_runtime_api.h) to read LibTorch's "
+                  "CUDA allocator with; " + std::string(kCudaHelp);
 #endif
   return memory;
 }
@@ -84,8 +85,8 @@ c10::Device ResolveDevice(const std::string& request) {
                            ? asked + "LibTorch's CUDA library did not load (libtorch_cuda.so or a CUDA runtime "
                                      "library is missing from the library path); " + kCudaHelp
                            : asked + "the addon is built against a CPU-only LibTorch " TORCH_VERSION
-                                     "; rebuild it against a CUDA LibTorch (LIBTORCH_DIR=/path/to/libtorch npm run "
-                                     "build:addon), " + kCudaHelp);
+                                     "; rebuild it against a CUDA LibTorch (LIBTORCH_DIR=/path/to/libtorch npm "
+                                     "rebuild san-node), " + kCudaHelp);
   }
   const int count = CudaDeviceCount();
   if (count == 0) {
