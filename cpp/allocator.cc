@@ -71,11 +71,11 @@ class CachingCpuAllocator final : public c10::Allocator {
       void* ptr = nullptr;
       // posix_memalign of 0 bytes may return null; ask for one byte so that every tensor has a distinct pointer.
       if (posix_memalign(&ptr, kAlignment, std::max<std::size_t>(n, 1)) != 0) ptr = nullptr;
-      TORCH_CHECK(ptr != nullptr, "DefaultCPUAllocator: not enough memory: you tried to allocate ", n, " bytes.");
+      TORCH_CHECK(ptr != nullptr, "DefaultCPUAllocator: can't allocate memory: you tried to allocate ", n, " bytes.");
       return {ptr, ptr, &Deallocate, c10::Device(c10::DeviceType::CPU)};
     }
     void* ptr = self->Take(RoundSize(n));
-    TORCH_CHECK(ptr != nullptr, "DefaultCPUAllocator: not enough memory: you tried to allocate ", n, " bytes.");
+    TORCH_CHECK(ptr != nullptr, "DefaultCPUAllocator: can't allocate memory: you tried to allocate ", n, " bytes.");
     return {ptr, ptr, &Deallocate, c10::Device(c10::DeviceType::CPU)};
   }
 

@@ -10,7 +10,8 @@ import { binding } from '../../lib/runtime/native';
 import { repoRoot } from '../helpers/paths';
 import { tinyModelDir } from '../native/support';
 
-/** Measured on an AMD EPYC with AVX512-BF16: 0.8e-2 (default) and 1.0e-2 (tiny) of the largest score. */
+/** Measured on an AMD EPYC with AVX512-BF16: 1.2e-2 (default, labels 99.97 % equal) and 6.5e-3 (tiny) of the
+ * largest score; issue 18 aims at 5e-3, not reached (the products of bfloat16 weights and inputs alone round that much). */
 const SCORE_TOLERANCE = 2e-2;
 const LABELS_EQUAL = 0.999;
 const missing = binding().cpuBfloat16();
