@@ -9,13 +9,12 @@ import { tinyModelDir } from '../native/support';
 
 const classes = ['sky', 'sea', 'sand', 'boat'];
 
-function noise(h: number, w: number, seed: number): Tensor<'uint8'> {
+/** A seeded pattern image [h, w, 3]: each seed gives other pixels, hence other labels. */
+function pattern(h: number, w: number, seed: number): Tensor<'uint8'> {
   const data = new Uint8Array(h * w * 3);
-  let state = seed * 2654435761;
-  for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    data[i] = state >>> 24;
-  }
+  data.forEach((_, i) => {
+    data[i] = (Math.imul(i + seed * 7919, 2654435761) >>> 24) ^ ((i / 3) % w) * seed;
+  });
   return { type: 'uint8', dims: [h, w, 3], data };
 }
 
@@ -31,7 +30,7 @@ async function runFour(batching: SanModelOptions['batching']): Promise<{ labels:
   });
   try {
     await model.encodeText(classes); // cached: the batches below are the runtime's only calls
-    const images = [1, 2, 3, 4].map((seed) => noise(64, 80, seed));
+    const images = [1, 2, 3, 4].map((seed) => pattern(64, 80, seed));
     const results = await Promise.all(images.map((image) => model!.segment(image, { classes, resize: false })));
     return { labels: results.map((result) => result.labels.data as Uint16Array), inRuntime };
   } finally {
