@@ -15,12 +15,14 @@ MANGLE = re.compile(rb"___torch_mangle_\d+")
 
 
 def code_files(module_file: Path):
-    """The TorchScript source inside a saved module, as sorted lines, with the class-name mangling numbers (which
-    count the classes a process scripted before) blanked: the order of a class's constants varies from process to
-    process (string hashing), so only the lines are compared, not their order."""
+    """The TorchScript source inside a saved module (not its debug pickles, which hold source positions), as sorted
+    lines, with the class-name mangling numbers (which count the classes a process scripted before) blanked: the
+    order of a class's constants varies from process to process (string hashing), so only the lines are compared,
+    not their order."""
     with zipfile.ZipFile(module_file) as archive:
         return sorted(MANGLE.sub(b"___torch_mangle", line)
-                      for name in archive.namelist() if name.split("/", 1)[1].startswith("code/")
+                      for name in archive.namelist()
+                      if name.split("/", 1)[1].startswith("code/") and name.endswith(".py")
                       for line in [name.split("/", 1)[1].encode(), *archive.read(name).splitlines()])
 
 
