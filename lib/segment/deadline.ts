@@ -60,10 +60,15 @@ export class Deadline {
     });
   }
 
-  /** Stops the timer and the listener on the caller's signal; call it when the request has settled. */
+  /**
+   * Stops the timer and the listener on the caller's signal, and ends the deadline: call it when the request has
+   * settled. Work of the request still under way (a text encoding started beside a decoding that then failed) sees
+   * the signal aborted and stops, instead of running on for nobody outside every admission limit.
+   */
   dispose(): void {
     clearTimeout(this.#timer);
     if (this.#onUserAbort !== undefined) this.#userSignal?.removeEventListener('abort', this.#onUserAbort);
+    this.#end(new AbortError('The call has settled; its remaining work is dropped'));
   }
 
   #end(error: Error): void {

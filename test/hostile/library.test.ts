@@ -189,6 +189,22 @@ describe('deadlines and aborts stop work', () => {
     }
   });
 
+  test('an image that fails to decode after its header stops the text encoding it started', async () => {
+    const run = jest.spyOn(TorchModel.prototype, 'run');
+    try {
+      const chunks = (): number => run.mock.calls.filter(([module]) => module === 'text_encoder').length;
+      const classes = Array.from({ length: 400 }, (_, i) => `undecodable class ${i}`); // 22 chunks
+      // Admitted from its header (64×64), then the decoding fails: the caller is answered ERR_SAN_IMAGE at once.
+      await expect(model.segment(declaredPng(64, 64), { classes })).rejects.toMatchObject({ code: ErrorCode.IMAGE });
+      const submitted = chunks();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(chunks()).toBe(submitted);
+      expect(submitted).toBeLessThan(22);
+    } finally {
+      run.mockRestore();
+    }
+  });
+
   test('a call made with an aborted signal does no work', async () => {
     const run = jest.spyOn(TorchModel.prototype, 'run');
     try {
