@@ -112,20 +112,29 @@ at::Tensor ReadTensor(caffe2::serialize::PyTorchStreamReader& reader, const Tens
   at::DataPtr data;
   std::size_t bytes = 0;
   std::tie(data, bytes) = reader.getRecord(record);
-  // The last element the view reaches must lie inside the record.
+  const auto element = static_cast<int64_t>(c10::elementSize(spec.dtype));
+  const int64_t elements = static_cast<int64_t>(bytes) / element;
+  // The last element the view reaches must lie inside the record. Summed with overflow checks: a view whose extent
+  // overflows int64 would otherwise pass, and from_blob's own overflow check aborts the process (it throws inside
+  // a noexcept function of LibTorch's).
   int64_t last = spec.offset;
   bool empty = false;
+  bool inside = spec.offset < elements;
   for (std::size_t i = 0; i < spec.sizes.size(); ++i) {
     if (spec.sizes[i] < 0 || spec.strides[i] < 0) ShapeError(where + ": negative size or stride");
-    if (spec.sizes[i] == 0) empty = true;
-    last += (spec.sizes[i] - 1) * spec.strides[i];
+    if (spec.sizes[i] == 0) {
+      empty = true;
+      continue;
+    }
+    int64_t reach = 0;
+    if (__builtin_mul_overflow(spec.sizes[i] - 1, spec.strides[i], &reach) ||
+        __builtin_add_overflow(last, reach, &last)) {
+      inside = false;
+    }
   }
-  const auto element = static_cast<int64_t>(c10::elementSize(spec.dtype));
   const auto options = at::TensorOptions().dtype(spec.dtype);
   if (empty) return at::empty(spec.sizes, options);
-  if ((last + 1) * element > static_cast<int64_t>(bytes)) {
-    ShapeError(where + ": the view reaches past the end of its storage " + record);
-  }
+  if (!inside || last >= elements) ShapeError(where + ": the view reaches past the end of its storage " + record);
   at::Tensor view = at::from_blob(static_cast<char*>(data.get()) + spec.offset * element, spec.sizes, spec.strides,
                                   options);
   return view.clone(at::MemoryFormat::Contiguous);

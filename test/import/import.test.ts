@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, importCheckpoint, readModelDir, SanError } from '../../lib';
+import { importBinding } from '../../lib/import/native';
+import { testModelsDir } from '../helpers/paths';
 import { useTempDir } from '../helpers/temp-dir';
 import {
   expectNoPython, expectSameManifest, expectSameOutputs, makeFixtures, pathWithoutPython, runImport, tinyVocab,
@@ -92,6 +94,17 @@ describe('files that are not SAN checkpoints', () => {
     const run = runImport(importArgs(path.join(tempDir(), 'bad', 'other_model.pth'), path.join(tempDir(), 'x')), PATH);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/^san-seg: .*other_model\.pth matches no SAN variant\. [^\n]*\n$/);
+  });
+
+  test('a tensor view whose extent overflows int64 is refused with ERR_SAN_SHAPE, not a process abort', () => {
+    // Any torch.save-style archive will do: a TorchScript file holds its weights as data/<n> records too.
+    const archive = path.join(testModelsDir, 'tiny', 'san.pt');
+    const view = { record: '0', dtype: 'float32', offset: 0, sizes: [512], strides: [2 ** 53 - 1] };
+    expect(() => importBinding().readCheckpointTensor(archive, view)).toThrow(expect.objectContaining({
+      code: ErrorCode.SHAPE, message: 'record 0: the view reaches past the end of its storage data/0',
+    }));
+    // Within the record, the same entry reads.
+    expect(importBinding().readCheckpointTensor(archive, { ...view, sizes: [2], strides: [1] }).dims).toEqual([2]);
   });
 
   test('a missing file', async () => {
