@@ -189,12 +189,9 @@ export async function workerCommand(args: string[], io: CliIo,
         `(${model.manifest.variant} on ${model.device}, concurrency ${job.worker.concurrency}); Ctrl-C to stop\n`);
       const reason = await waitForStop(io);
       io.stderr.write(`${PROGRAM}: ${reason}: taking no new jobs; finishing the ${worker.active} being run\n`);
+      // The text cache is persisted by model.dispose() below, like every SanModel's; a failure to write it fails the
+      // command, so that a supervisor sees it.
       await worker.close();
-      if (job.load.textCache !== undefined) {
-        await model.textCache?.save().catch((error: Error) => {
-          io.stderr.write(`${PROGRAM}: could not save the text cache: ${error.message}\n`);
-        });
-      }
       io.stderr.write(`${PROGRAM}: stopped\n`);
       return ExitCode.OK;
     } finally {
