@@ -8,6 +8,7 @@
  * what the caller asked for comes back.
  * @module
  */
+import * as os from 'node:os';
 import { Duplex } from 'node:stream';
 import { checkSubmitOptions, DynamicBatcher, DynamicBatcherOptions, SubmitOptions } from './batcher';
 import { Deadline } from './deadline';
@@ -52,7 +53,9 @@ export interface SanModelOptions extends TorchModelOptions {
   /**
    * The most memory, in bytes, one request is estimated to need (its input at model scale, its output maps, the
    * proposals upsampled to the output size, scores × classes); more is refused with ERR_SAN_TOO_LARGE before the
-   * image is decoded. See docs/reliability.md for the estimate. @defaultValue `4294967296` (4 GiB)
+   * image is decoded. See docs/reliability.md for the estimate. Labels-only output still holds every proposal's
+   * mask at the output size (Q × 8 bytes a pixel), so the default follows the machine: a 12-megapixel photo's labels
+   * at its own size need about 9 GiB. @defaultValue the larger of 4 GiB and half the machine's memory
    */
   maxRequestBytes?: number;
   /**
@@ -103,7 +106,7 @@ export const SAN_MODEL_DEFAULTS = Object.freeze({
   verify: true,
   maxInputPixels: 0x3fff * 0x3fff,
   maxOutputPixels: 2 ** 25,
-  maxRequestBytes: 2 ** 32,
+  maxRequestBytes: Math.max(2 ** 32, Math.floor(os.totalmem() / 2)),
   maxPrompts: 65536,
   maxInflightBytes: 2 ** 33,
   resize: true,
