@@ -171,7 +171,10 @@ int CoreBudget() {
 }
 
 void SetThreads(int threads) {
-  at::init_num_threads();
+  // LibTorch initialises a thread's OpenMP count lazily, at its first parallel kernel, to the count last set by ANY
+  // thread; done here instead, it cannot later overwrite what this thread's leases set (another model's count
+  // would otherwise stick to this executor past the shared budget).
+  at::internal::lazy_init_num_threads();
   wantedThreads = std::max(1, threads);
 }
 
