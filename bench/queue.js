@@ -23,7 +23,6 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const sharp = require('sharp');
 const report = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -31,6 +30,7 @@ const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const DOCS = path.join(ROOT, 'docs', 'benchmarks.md');
 const CLASSES = ['sky', 'sea', 'sand', 'boat'];
 const { SanModel, SegmentQueue } = require(path.join(ROOT, 'dist', 'index.js'));
+const noiseImage = require(path.join(ROOT, 'dist', 'serve', 'noise-image.js'));
 
 const { values: args } = parseArgs({
   options: {
@@ -50,16 +50,7 @@ const [HEIGHT, WIDTH] = args.size.split('x').map(Number);
 const OPTIONS = { classes: CLASSES, resize: false };
 const log = (line) => process.stderr.write(`bench/queue: ${line}\n`);
 
-/** A seeded noise PNG. */
-function noisePng(seed) {
-  const data = Buffer.alloc(HEIGHT * WIDTH * 3);
-  let state = (seed + 1) * 2654435761;
-  for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    data[i] = state >>> 24;
-  }
-  return sharp(data, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } }).png().toBuffer();
-}
+const noisePng = (seed) => noiseImage.noisePng(HEIGHT, WIDTH, seed);
 
 /** Resolves once `child` has written `pattern` to stdout or stderr; rejects if it exits first. */
 function written(child, pattern, what) {

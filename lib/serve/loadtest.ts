@@ -35,6 +35,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { PACKAGE_ROOT } from '../package-root';
+import { noisePng } from './noise-image';
 import { decodeRle, LabelsBody } from './server';
 
 const ROOT = PACKAGE_ROOT;
@@ -185,16 +186,6 @@ function get(url: string): Promise<string> {
 function sample(text: string, name: string): number {
   const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return match === null ? NaN : Number(match[1]);
-}
-
-async function noisePng(height: number, width: number, seed: number): Promise<Buffer> {
-  const data = new Uint8Array(height * width * 3);
-  let state = (seed + 1) * 2654435761;
-  for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    data[i] = state >>> 24;
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 
 interface Server {

@@ -4,7 +4,6 @@
 // these tests are about the queue, and their results are compared bit for bit with a CPU segment().
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { SanModel } from '../../lib/segment/model';
 import { encodeRle } from '../../lib/serve/labels';
 import { repoRoot } from '../helpers/paths';
@@ -15,16 +14,7 @@ export const CLASSES = ['sky', 'sea', 'sand', 'boat'];
 export const SEGMENT = { classes: CLASSES, resize: false } as const;
 const CLI = path.join(repoRoot, 'dist', 'cli', 'main.js');
 
-/** A seeded noise image, PNG-encoded, `height` × `width`. */
-export function noisePng(height: number, width: number, seed: number): Promise<Buffer> {
-  const data = Buffer.alloc(height * width * 3);
-  let state = (seed + 1) * 2654435761;
-  for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    data[i] = state >>> 24;
-  }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
-}
+export { noisePng } from '../../lib/serve/noise-image';
 
 /** What a job on an image must give: the run-length labels and shares of a single-process `segment()`. */
 export interface Reference {
