@@ -22,7 +22,9 @@ from .san.tokenizer import SimpleTokenizer, tokenize
 FORMAT_VERSION = 1
 # What this export's methods do beyond format_version 1's first exports, for runtimes that also read older folders:
 # segment_size_lists: san.pt's `segment` takes image and output sizes as integer lists, not int64 tensors.
-CAPABILITIES = ["segment_size_lists"]
+# segment_bands: on a CPU, `segment` post-processes a band of output rows at a time (models/san/postprocess.py), so
+# its memory does not grow with the output size.
+CAPABILITIES = ["segment_size_lists", "segment_bands"]
 MANIFEST = "manifest.json"
 FILES = {"san": "san.pt", "text_encoder": "text_encoder.pt", "bpe_vocab": "bpe_vocab.txt.gz"}
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from .clip_visual import FeatureExtractor, RecWithAttnbiasHead
 from .config import SanCfg
+from .postprocess import band_labels
 from .side_adapter import SideAdapterNetwork
 from .text import LearnableBgOvClassifier
 
@@ -75,9 +76,12 @@ class SanSegmenter(nn.Module):
         self.mask_stride = cfg.side_adapter.patch_size
         # Fusion layers read the extractor's outputs in order; the recognition head reads the last one.
         self.num_fusion_layers = len(cfg.side_adapter.fusion_map)
-        # Without scores asked for, labels are reduced over classes in chunks of at most this many score elements,
-        # so that a large vocabulary on a large image does not need all (C, H, W) scores at once.
+        # On a GPU, without scores asked for, labels are reduced over classes in chunks of at most this many score
+        # elements, so that a large vocabulary on a large image does not need all (C, H, W) scores at once.
         self.label_chunk_elements = 1 << 26
+        # On a CPU, segment post-processes a band of output rows at a time (postprocess.band_labels), holding at most
+        # about this many floats of masks, and as many of scores, at once: 16 MiB each, which also keeps them in cache.
+        self.band_elements = 1 << 22
 
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         """uint8 RGB (N, 3, H, W) → mask logits (N, Q, Hp/16, Wp/16) and unit mask embeddings (N, Q, D).
@@ -171,7 +175,9 @@ class SanSegmenter(nn.Module):
         integers so that nothing reads device memory back before the outputs (no host sync on a GPU);
         text_embeds: unit class embeddings (C, D). Returns per image {"labels": int16 (out_h, out_w)}, plus "scores" (C, out_h,
         out_w) when with_scores, plus "mask_logits" (Q, Hp/16, Wp/16) and "class_probs" (Q, C+1, background
-        last) when with_proposals. Labels and scores equal postprocess's for that image.
+        last) when with_proposals. The labels are the argmax of the scores, asked for or not, and the scores are
+        postprocess's for that image: on a GPU computed as it does; on a CPU a band of output rows at a time
+        (postprocess.band_labels), equal to 1e-6 and bit for bit on the x86-64 CPUs measured.
         """
         if text_embeds.dim() != 2 or text_embeds.shape[0] < 1 or text_embeds.shape[0] > 32767:
             raise ValueError("text_embeds must be (C, D) with 1 <= C <= 32767, got " + str(text_embeds.shape))
@@ -192,16 +198,26 @@ class SanSegmenter(nn.Module):
         results: List[Dict[str, Tensor]] = []
         for i in range(images.shape[0]):
             image_logits = class_logits[i:i + 1]
-            masks = self.resize_mask_logits(mask_logits[i:i + 1], sizes[i][0], sizes[i][1], outputs[i][0],
-                                            outputs[i][1])
             result: Dict[str, Tensor] = {}
-            if with_scores:
-                scores = self.semantic_inference(image_logits, masks)
-                result["scores"] = scores[0]
-                labels = scores.argmax(dim=1)
+            if images.device.type == "cpu":
+                # A band of rows at a time: memory bounded by band_elements, not by the output size.
+                scores: Optional[Tensor] = None
+                if with_scores:
+                    scores = torch.empty(text_embeds.shape[0], outputs[i][0], outputs[i][1])
+                    result["scores"] = scores
+                result["labels"] = band_labels(image_logits, mask_logits[i:i + 1], self.mask_stride, sizes[i][0],
+                                               sizes[i][1], outputs[i][0], outputs[i][1], self.band_elements, scores)
             else:
-                labels = self.semantic_labels(image_logits, masks)
-            result["labels"] = labels[0].to(torch.int16)
+                # Whole, as the reference computes it: a GPU has the memory, and one kernel per step is faster.
+                masks = self.resize_mask_logits(mask_logits[i:i + 1], sizes[i][0], sizes[i][1], outputs[i][0],
+                                                outputs[i][1])
+                if with_scores:
+                    whole_scores = self.semantic_inference(image_logits, masks)
+                    result["scores"] = whole_scores[0]
+                    labels = whole_scores.argmax(dim=1)
+                else:
+                    labels = self.semantic_labels(image_logits, masks)
+                result["labels"] = labels[0].to(torch.int16)
             if with_proposals:
                 result["mask_logits"] = mask_logits[i]
                 result["class_probs"] = image_logits[0].softmax(dim=-1)

@@ -1,0 +1,100 @@
+"""SAN's post-processing one band of output rows at a time: labels and scores without every proposal at full size.
+
+The reference post-processing (SanSegmenter.resize_mask_logits, then semantic_inference, then argmax) upsamples
+each proposal's mask logits to the padded image, crops it, resizes it to the output size and mixes the proposals by
+class: Q float32 maps at the output size, about 800 bytes an output pixel for 100 proposals, most of it thrown away
+when only labels are wanted. `band_labels` computes the same chain for a band of output rows at a time, so its
+working memory is set by `band_elements`, not by the output size.
+
+Both bilinear resizes are computed from their taps, the way ATen's CPU kernel computes them: the source position in
+double from the float32 scale, the weights rounded to float32, each column pass by F.interpolate itself, and each
+output row as the fused a·λ0 + (b·λ1) (addcmul). On the x86-64 CPUs measured this is F.interpolate bit for bit;
+models/tests/test_postprocess.py holds it to 1e-6 everywhere.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def linear_taps(in_size: int, out_size: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Bilinear resampling of one axis (align_corners=False): per output index, its two source indices and weights."""
+    if in_size == out_size:
+        index = torch.arange(out_size)
+        return index, index, torch.ones(out_size), torch.zeros(out_size)
+    scale = (torch.tensor(float(in_size), dtype=torch.float32) / out_size).double()
+    source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_min(0.0)
+    index0 = source.long()
+    index1 = (index0 + 1).clamp_max(in_size - 1)
+    lambda1 = (source - index0.double()).float()
+    return index0, index1, 1.0 - lambda1, lambda1
+
+
+def resize_rows(x: Tensor, index0: Tensor, index1: Tensor, lambda0: Tensor, lambda1: Tensor, width: int) -> Tensor:
+    """Some output rows of x (N, C, H, W) resized bilinearly to `width` columns, from their rows' taps.
+
+    Only the source rows the taps name are read: the columns are resampled first, then each pair of rows mixed.
+    """
+    rows, position = torch.unique(torch.cat([index0, index1]), sorted=True, return_inverse=True)
+    band = x.index_select(2, rows.to(x.device))
+    if band.shape[3] != width:
+        band = F.interpolate(band, size=[band.shape[2], width], mode="bilinear", align_corners=False)
+    position = position.to(x.device)
+    count = index0.shape[0]
+    first = band.index_select(2, position[:count])
+    second = band.index_select(2, position[count:])
+    weight0 = lambda0.to(x.device).view(1, 1, -1, 1)
+    weight1 = lambda1.to(x.device).view(1, 1, -1, 1)
+    return torch.addcmul(second * weight1, first, weight0)
+
+
+def band_labels(class_logits: Tensor, mask_logits: Tensor, mask_stride: int, image_h: int, image_w: int, out_h: int,
+                out_w: int, band_elements: int, scores: Optional[Tensor]) -> Tensor:
+    """argmax over classes of semantic_inference(class_logits, resize_mask_logits(mask_logits, …)) → int16 (out_h, out_w).
+
+    class_logits (1, Q, C+1) and mask_logits (1, Q, h, w) of one image. Each band of output rows holds its Q masks
+    and a chunk of classes' scores at once, each at most `band_elements` floats (one row at the least). When
+    `scores` (C, out_h, out_w) is given, every class's scores are written into it; the labels are the argmax of what
+    is written there (the first maximum, as argmax), whether it is given or not.
+    """
+    queries = mask_logits.shape[1]
+    num_classes = class_logits.shape[-1] - 1
+    padded_h, padded_w = mask_logits.shape[2] * mask_stride, mask_logits.shape[3] * mask_stride
+    probs = class_logits.softmax(dim=-1)[0, :, :-1]
+    upsample = linear_taps(mask_logits.shape[2], padded_h)
+    resize = linear_taps(image_h, out_h)
+    same_size = image_h == out_h and image_w == out_w
+    rows_per_band = max(1, band_elements // (queries * max(out_w, padded_w)))
+    classes_per_chunk = max(1, min(num_classes, band_elements // (rows_per_band * out_w)))
+    labels = torch.empty(out_h, out_w, dtype=torch.int16, device=mask_logits.device)
+    for top in range(0, out_h, rows_per_band):
+        bottom = min(out_h, top + rows_per_band)
+        if same_size:
+            needed = torch.arange(top, bottom)
+        else:
+            needed = torch.unique(torch.cat([resize[0][top:bottom], resize[1][top:bottom]]), sorted=True)
+        # The padded-size rows these output rows read, cropped to the image.
+        masks = resize_rows(mask_logits, upsample[0][needed], upsample[1][needed], upsample[2][needed],
+                            upsample[3][needed], padded_w)[:, :, :, :image_w]
+        if not same_size:
+            position = torch.searchsorted(needed, torch.cat([resize[0][top:bottom], resize[1][top:bottom]]))
+            count = bottom - top
+            masks = resize_rows(masks, position[:count], position[count:], resize[2][top:bottom],
+                                resize[3][top:bottom], out_w)
+        masks = masks.sigmoid()
+        best = torch.empty(0)
+        band = torch.empty(0, dtype=torch.long)
+        for start in range(0, num_classes, classes_per_chunk):
+            chunk = torch.einsum("qc,qhw->chw", probs[:, start:start + classes_per_chunk], masks[0])
+            if scores is not None:
+                scores[start:start + chunk.shape[0], top:bottom].copy_(chunk)
+            chunk_best, chunk_labels = chunk.max(dim=0)
+            if start == 0:
+                best, band = chunk_best, chunk_labels
+            else:
+                better = chunk_best > best
+                best = torch.where(better, chunk_best, best)
+                band = torch.where(better, chunk_labels + start, band)
+        labels[top:bottom].copy_(band)
+    return labels
