@@ -272,6 +272,11 @@ export class SanModel {
     return this.#torch.device;
   }
 
+  /** Whether san.pt's `segment` post-processes a band of output rows at a time (see RequestShape.bands). */
+  get #postprocessesInBands(): boolean {
+    return this.device === 'cpu' && (this.manifest.capabilities?.includes('segment_bands') ?? false);
+  }
+
   /** The text-embedding cache, if the model has one. */
   get textCache(): TextEmbeddingCache | undefined {
     return this.#textCache;
@@ -479,13 +484,14 @@ export class SanModel {
         `most ${policy.max_size} pixels on its long side and ${policy.short_edge}×${policy.max_size} pixels in all ` +
         `(the manifest's resize policy), but it is ${height}×${width}; leave resize on`);
     }
-    const cell = dims.mask_stride;
     reservation.bytes = checkRequestBytes({
-      modelPixels: modelSize[0] * modelSize[1],
-      outputPixels: outputSize[0] * outputSize[1],
+      modelSize,
+      outputSize,
       classes: checked.classes.length,
       queries: dims.num_queries,
-      gridCells: Math.ceil(modelSize[0] / cell) * Math.ceil(modelSize[1] / cell),
+      maskStride: dims.mask_stride,
+      sizeDivisibility: this.manifest.image.size_divisibility,
+      bands: this.#postprocessesInBands,
       scores: checked.scores,
       proposals: checked.proposals,
     }, this.#limits, this.#inflightBytes);
