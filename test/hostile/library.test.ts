@@ -13,7 +13,8 @@ import { promptsFor } from '../../lib/segment/prompts';
 import { TextEmbeddingCache } from '../../lib/segment/text-cache';
 import { Tensor } from '../../lib/runtime/tensor';
 import { TorchModel } from '../../lib/runtime/torch-model';
-import { testRuntime } from '../helpers/device';
+import { onCuda, testRuntime } from '../helpers/device';
+import { cpuAllocatorStats } from '../../lib/runtime/cpu-allocator';
 import { useTempDir } from '../helpers/temp-dir';
 import { moduleFiles, nativeModelsDir, tinyModelDir } from '../native/support';
 
@@ -68,6 +69,21 @@ describe('memory: a request is sized before it is admitted', () => {
     await expect(model.segment(png, { classes: CLASSES, outputSize: [16384, 16384] })).rejects.toMatchObject({
       name: 'SanError', code: ErrorCode.TOO_LARGE, message: expect.stringMatching(/more than maxOutputPixels \(33554432\)/),
     });
+  });
+
+  // On a GPU san.pt post-processes the whole map at once, and the budget counts it so (docs/reliability.md).
+  (onCuda ? test.skip : test)('labels-only output is post-processed in bands: 4096² labels hold a band, not every mask', async () => {
+    // The whole-map path held Q = 8 float32 masks twice and an int64 argmax at the output size, 1.2 GB here; in bands
+    // the labels themselves (32 MiB as int16, again as uint16 in JS) and one band of at most 8 × 2^22 floats.
+    const allocated = () => { const { cachedBytes, inUseBytes } = cpuAllocatorStats(); return cachedBytes + inUseBytes; };
+    const [rss, before] = [process.memoryUsage.rss(), allocated()];
+    const result = await model.segment(rgb(64, 64), { classes: CLASSES, outputSize: [4096, 4096] });
+    expect(result.labels.dims).toEqual([4096, 4096]);
+    expect(allocated() - before).toBeLessThan(300 * 2 ** 20);
+    expect(process.memoryUsage.rss() - rss).toBeLessThan(400 * 2 ** 20);
+    // A uniform image segments into the label the same image gets at its own size.
+    const small = await model.segment(rgb(64, 64), { classes: CLASSES });
+    expect(new Set(result.labels.data)).toEqual(new Set(small.labels.data));
   });
 
   test('a small PNG declaring 16383² pixels is refused from its header, before any decoding', async () => {
