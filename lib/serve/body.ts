@@ -14,7 +14,10 @@ export interface BodyLimits {
   maxBytes: number;
   /** Time from the start of the read to the body's last byte: later is refused with 408. */
   timeoutMs: number;
-  /** Called with each chunk's size before it is kept; throws (a 503) when the server's byte budget is spent. */
+  /**
+   * Called with each chunk's size before it is kept, and with the size of a copy decoded from the body (a JSON body's
+   * base64 image) before it is made; throws (a 503) when the server's byte budget is spent.
+   */
   admit: (bytes: number) => void;
 }
 

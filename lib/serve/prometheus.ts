@@ -101,7 +101,7 @@ export interface HttpGauges {
   inFlight: () => number;
   /** Open connections. */
   connections: () => number;
-  /** Bytes of request bodies held in memory. */
+  /** Bytes of request bodies, and of images decoded from them, held in memory. */
   bodyBytes: () => number;
 }
 
@@ -130,7 +130,8 @@ export class HttpMetrics {
     this.connectionsClosed = new Counter({ name: 'san_http_connections_closed_total', labelNames: ['reason'],
       help: 'Connections the server closed on its own: evicted (the longest idle, at maxConnections), refused (at ' +
         'maxConnections with none idle), drain_deadline (still open when the drain deadline passed).', registers });
-    gaugeOf(registers, 'san_http_body_bytes_in_flight', 'Bytes of request bodies held in memory.', gauges.bodyBytes);
+    gaugeOf(registers, 'san_http_body_bytes_in_flight',
+      'Bytes of request bodies, and of the images decoded from JSON bodies, held in memory.', gauges.bodyBytes);
     this.segmentSeconds = new Summary({ name: 'san_request_duration_seconds', registers,
       help: 'Successful segment() calls of this server, submit to answer; quantiles over the last 10 minutes.',
       percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 });

@@ -105,7 +105,7 @@ export async function readSegmentBody(req: http.IncomingMessage, head: SegmentHe
     const chunks: Buffer[] = [];
     await readBody(req, bodyLimits, (chunk) => chunks.push(chunk));
     const body = Buffer.concat(chunks);
-    image = head.form === 'json' ? jsonImage(body, parameters) : body;
+    image = head.form === 'json' ? jsonImage(body, parameters, bodyLimits.admit) : body;
   }
   const { format, options } = parameters.finish();
   await checkImage(image, limits, options.outputSize);
@@ -190,8 +190,11 @@ function outputTooLarge(what: string, maxPixels: number): HttpError {
   return new HttpError(413, ErrorCode.TOO_LARGE, `${what}, more than the ${maxPixels} allowed (maxOutputPixels)`);
 }
 
-/** The base64 `image` of a JSON object; its other fields go into `parameters`. */
-function jsonImage(body: Buffer, parameters: Parameters): Buffer {
+/**
+ * The base64 `image` of a JSON object; its other fields go into `parameters`. The decoded image is held with the
+ * body, so its size is passed to `admit` (the server's byte budget) before it is made.
+ */
+function jsonImage(body: Buffer, parameters: Parameters, admit: (bytes: number) => void): Buffer {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -203,7 +206,7 @@ function jsonImage(body: Buffer, parameters: Parameters): Buffer {
   }
   let image: Buffer | undefined;
   for (const [name, value] of Object.entries(parsed)) {
-    if (name === 'image') image = decodeBase64(value);
+    if (name === 'image') image = decodeBase64(value, admit);
     else parameters.add(name, jsonFieldText(name, value), 'JSON field');
   }
   if (image === undefined) throw badRequest('The JSON body has no image field (the image as base64)');
@@ -223,13 +226,18 @@ function jsonFieldText(name: string, value: unknown): string {
   throw is.invalidParameterError(name, JSON_FIELD_TYPES[name] ?? 'a string', value);
 }
 
-/** Base64 (standard or URL-safe alphabet, whitespace ignored) or a `data:…;base64,` URL. */
-function decodeBase64(value: unknown): Buffer {
+/**
+ * Base64 (standard or URL-safe alphabet, whitespace ignored) or a `data:…;base64,` URL, decoded once `admit` has
+ * taken its size.
+ */
+function decodeBase64(value: unknown, admit: (bytes: number) => void): Buffer {
   const text = is.string(value) ? value.replace(/^data:[^,]*;base64,/, '').replace(/\s+/g, '') : undefined;
   if (text === undefined || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(text) || text.length % 4 === 1) {
     throw is.invalidParameterError('image', 'the image as a base64 string or a data: URL', value,
       is.string(value) ? 'range' : 'type');
   }
+  // The exact decoded size, known without decoding.
+  admit(Buffer.byteLength(text, 'base64'));
   return Buffer.from(text, 'base64');
 }
 

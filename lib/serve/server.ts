@@ -14,6 +14,7 @@
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
+import { ErrorCode } from '../errors';
 import * as is from '../is';
 import { SanModel } from '../segment/model';
 import { Connections } from './connections';
@@ -59,8 +60,10 @@ export interface ServeOptions {
    */
   maxInFlight?: number;
   /**
-   * Most bytes of request bodies held in memory at once, from their first byte to their answer, 1 to 2⁴⁸. A request
-   * that would pass it is answered 503 at once (by its Content-Length), or as soon as its bytes do.
+   * Most bytes of request bodies held in memory at once, from their first byte to their answer, 1 to 2⁴⁸; the image
+   * decoded from a JSON body's base64 counts too, from its decoding. A request that would pass it is answered 503 at
+   * once (by its Content-Length), or as soon as its bytes (or its decoded image) do; 413 ERR_SAN_TOO_LARGE when a
+   * JSON body and its decoded image pass it alone.
    * @defaultValue `268435456` (256 MiB), or `maxBodyBytes` when that is larger
    */
   maxBytesInFlight?: number;
@@ -184,7 +187,10 @@ interface State {
   active: number;
   /** `POST /segment` requests with a whole body, being decoded and segmented. */
   segmenting: number;
-  /** Bytes of request bodies held, from their arrival to their request's answer. */
+  /**
+   * Bytes of request bodies held, and of the images decoded from JSON bodies, from their arrival (or decoding) to
+   * their request's answer.
+   */
   bodyBytes: number;
   /** Called whenever `active` drops to 0. */
   onIdle: (() => void) | undefined;
@@ -295,7 +301,7 @@ async function handle(state: State, req: http.IncomingMessage, res: http.ServerR
   state.active += 1;
   let done = false;
   const controller = new AbortController();
-  /** Body bytes this request holds, given back with its answer. */
+  /** Body bytes (and decoded image bytes) this request holds, given back with its answer. */
   const held = { bytes: 0 };
   const { socket } = req;
   const finish = (): void => {
@@ -342,6 +348,9 @@ async function route(state: State, req: http.IncomingMessage, res: http.ServerRe
   checkSlot(state);
   if (state.bodyBytes + head.declaredBytes > settings.maxBytesInFlight) throw bytesOverloaded(state);
   const admit = (bytes: number): void => {
+    // Only a JSON body and the image decoded from it can pass the budget alone (a body is at most maxBodyBytes, and
+    // maxBytesInFlight is at least that): waiting would not help, so it is not a 503.
+    if (held.bytes + bytes > settings.maxBytesInFlight) throw decodedTooLarge(held.bytes, bytes, settings);
     if (state.bodyBytes + bytes > settings.maxBytesInFlight) throw bytesOverloaded(state);
     state.bodyBytes += bytes;
     held.bytes += bytes;
@@ -377,8 +386,15 @@ function checkSlot(state: State): void {
 }
 
 function bytesOverloaded(state: State): HttpError {
-  return overloaded(`The server holds ${state.bodyBytes} bytes of request bodies, near its ` +
+  return overloaded(`The server holds ${state.bodyBytes} bytes of request bodies and decoded images, near its ` +
     `${state.settings.maxBytesInFlight} (maxBytesInFlight); retry later`, state.settings.retryAfterSeconds);
+}
+
+/** 413 with ERR_SAN_TOO_LARGE: a JSON body and its decoded image that together pass `maxBytesInFlight` alone. */
+function decodedTooLarge(bodyBytes: number, imageBytes: number, settings: ServeSettings): HttpError {
+  return new HttpError(413, ErrorCode.TOO_LARGE, `The ${bodyBytes}-byte body and the ${imageBytes}-byte image ` +
+    `decoded from its base64 would pass the ${settings.maxBytesInFlight} bytes allowed in memory ` +
+    '(maxBytesInFlight); send the image as the raw body or in multipart/form-data, which need no decoded copy');
 }
 
 /** Sends a JSON (or text) answer; a no-op once the client is gone. */

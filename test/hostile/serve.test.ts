@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { ErrorCode, SanError } from '../../lib/errors';
 import { SanModel } from '../../lib/segment/model';
 import { errorAnswer } from '../../lib/serve/http-error';
+import { noisePng } from '../../lib/serve/noise-image';
 import { SanServer, ServeErrorCode, ServeOptions, startServer } from '../../lib/serve/server';
 import { testRuntime } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
@@ -69,6 +70,18 @@ function postHead(query: string, length: number, type = 'image/png'): string {
 async function metric(server: SanServer, line: RegExp): Promise<number> {
   const text = await server.registry.metrics();
   return Number(line.exec(text)?.[1] ?? NaN);
+}
+
+function bodyBytesInFlight(server: SanServer): Promise<number> {
+  return metric(server, /^san_http_body_bytes_in_flight (\d+)$/m);
+}
+
+/**
+ * Resolves once the server holds at least `bytes` of bodies, checking every 5 ms: the registry answers within
+ * microtasks, so a loop without a timer would never let the socket's data in.
+ */
+async function untilBodyBytes(server: SanServer, bytes: number): Promise<void> {
+  while (await bodyBytesInFlight(server) < bytes) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 let model: SanModel;
@@ -267,18 +280,86 @@ test('bytes admission: with maxBytesInFlight held by bodies, another is answered
   // 60 KiB of a 64 KiB body arrive, then nothing: those bytes are held.
   const holder = await open(server, postHead('classes=sky', 64 * 1024) + 'x'.repeat(60 * 1024));
   await until(() => server.inFlight === 1);
-  while (await metric(server, /^san_http_body_bytes_in_flight (\d+)$/m) < 60 * 1024) { /* poll */ }
+  await untilBodyBytes(server, 60 * 1024);
   // By its Content-Length: 50 KiB more would pass 100 KiB.
   const declared = await request(`${server.url}/segment?classes=sky`,
     { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: Buffer.alloc(50 * 1024) });
   expect([declared.status, declared.headers['retry-after'], declared.json().error.code])
     .toEqual([503, '3', ErrorCode.OVERLOADED]);
-  expect(declared.json().error.message).toMatch(/ bytes of request bodies, near its 102400 \(maxBytesInFlight\)/);
+  expect(declared.json().error.message)
+    .toMatch(/ bytes of request bodies and decoded images, near its 102400 \(maxBytesInFlight\)/);
   // A small image still fits, and is served.
   await good(server);
   holder.socket.destroy();
   await until(() => server.inFlight === 0);
-  expect(await metric(server, /^san_http_body_bytes_in_flight (\d+)$/m)).toBe(0);
+  expect(await bodyBytesInFlight(server)).toBe(0);
+});
+
+describe('the image decoded from a JSON body counts against maxBytesInFlight', () => {
+  const postJson = (server: SanServer, image: Buffer): Promise<Answer> => request(`${server.url}/segment`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ image: image.toString('base64'), classes: ['sky', 'sea'], format: 'rle' }),
+  });
+  const jsonLength = (image: Buffer): number =>
+    Buffer.byteLength(JSON.stringify({ image: image.toString('base64'), classes: ['sky', 'sea'], format: 'rle' }));
+
+  test('a JSON request whose body fits but whose decoded image would not is answered 503, then served', async () => {
+    const budget = 64 * 1024;
+    const server = await serve({ maxBodyBytes: 64 * 1024, maxBytesInFlight: budget, retryAfterSeconds: 2 });
+    const image = await noisePng(90, 90, 1);
+    // Another JSON upload still arriving holds enough that this body fits beside it and its decoded image does not:
+    // counting the body alone, it was admitted.
+    const held = budget - jsonLength(image) - Math.floor(image.length / 2);
+    expect(held).toBeLessThanOrEqual(64 * 1024);
+    expect(held + jsonLength(image)).toBeLessThanOrEqual(budget);
+    expect(held + jsonLength(image) + image.length).toBeGreaterThan(budget);
+    const holder = await open(server, postHead('classes=sky', 64 * 1024, 'application/json') + ' '.repeat(held));
+    await untilBodyBytes(server, held);
+
+    const refused = await postJson(server, image);
+    expect([refused.status, refused.headers['retry-after'], refused.json().error.code])
+      .toEqual([503, '2', ErrorCode.OVERLOADED]);
+    expect(refused.json().error.message)
+      .toMatch(/ bytes of request bodies and decoded images, near its 65536 \(maxBytesInFlight\)/);
+    await until(() => server.inFlight === 1);
+    expect(await bodyBytesInFlight(server)).toBe(held);
+
+    // Once the other upload is gone the same request fits, and every byte is given back after its answer.
+    holder.socket.destroy();
+    await until(() => server.inFlight === 0);
+    const served = await postJson(server, image);
+    expect([served.status, served.json().size]).toEqual([200, [90, 90]]);
+    await until(() => server.inFlight === 0);
+    expect(await bodyBytesInFlight(server)).toBe(0);
+  });
+
+  test('a decoded image that is not an image is answered 400, and its bytes are given back', async () => {
+    const server = await serve({ maxBodyBytes: 64 * 1024, maxBytesInFlight: 64 * 1024 });
+    const answer = await postJson(server, Buffer.alloc(10 * 1024, 7));
+    expect([answer.status, answer.json().error.code]).toEqual([400, ErrorCode.IMAGE]);
+    await until(() => server.inFlight === 0);
+    expect(await bodyBytesInFlight(server)).toBe(0);
+    await good(server);
+  });
+
+  test('a JSON body and its decoded image that pass maxBytesInFlight alone get 413, not a 503 to retry', async () => {
+    const budget = 24 * 1024;
+    const server = await serve({ maxBodyBytes: budget, maxBytesInFlight: budget });
+    const image = await noisePng(90, 90, 2);
+    expect(jsonLength(image)).toBeLessThanOrEqual(budget);
+    expect(jsonLength(image) + image.length).toBeGreaterThan(budget);
+    const answer = await postJson(server, image);
+    expect([answer.status, answer.json().error.code]).toEqual([413, ErrorCode.TOO_LARGE]);
+    expect(answer.json().error.message).toMatch(new RegExp(`^The ${jsonLength(image)}-byte body and the ` +
+      `${image.length}-byte image decoded from its base64 would pass the 24576 bytes allowed in memory ` +
+      '\\(maxBytesInFlight\\); send the image as the raw body or in multipart/form-data'));
+    // As the raw body, the same image needs no decoded copy and is served.
+    const raw = await request(`${server.url}/segment?classes=sky;sea&format=rle`,
+      { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: image });
+    expect(raw.status).toBe(200);
+    await until(() => server.inFlight === 0);
+    expect(await bodyBytesInFlight(server)).toBe(0);
+  });
 });
 
 describe('busboy limits on forms', () => {
