@@ -9,9 +9,11 @@ import sharp from 'sharp';
 /** A PNG of `height` × `width` RGB noise from a linear congruential generator seeded with `seed`. */
 export function noisePng(height: number, width: number, seed: number): Promise<Buffer> {
   const data = Buffer.alloc(height * width * 3);
-  let state = (seed + 1) * 2654435761;
+  // Math.imul: the products in 32-bit integer arithmetic. In doubles they pass 2^53 and lose the low bits that make
+  // the sequence random, and the 'noise' then compressed 8-fold.
+  let state = Math.imul(seed + 1, 2654435761) >>> 0;
   for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
     data[i] = state >>> 24;
   }
   return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();

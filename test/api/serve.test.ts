@@ -12,22 +12,12 @@ import { SanModel, SanModelMetrics, SanModelOptions } from '../../lib/segment/mo
 import {
   decodeRle, encodeRle, registerModelMetrics, SanServer, SegmentBody, ServeErrorCode, startServer,
 } from '../../lib/serve/server';
+import { noisePng } from '../../lib/serve/noise-image';
 import { testRuntime } from '../helpers/device';
 import { tinyModelDir } from '../native/support';
 
 const classes = ['sky', 'sea', 'sand'];
 const LONG_DELAY = 60_000;
-
-/** A seeded noise PNG of h × w. */
-async function noisePng(h: number, w: number, seed: number): Promise<Buffer> {
-  const data = new Uint8Array(h * w * 3);
-  let state = seed * 2654435761;
-  for (let i = 0; i < data.length; i += 1) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    data[i] = state >>> 24;
-  }
-  return sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
-}
 
 /** Resolves once `condition` holds, checking every 5 ms. */
 async function until(condition: () => boolean): Promise<void> {
