@@ -199,16 +199,16 @@ class SanSegmenter(nn.Module):
         for i in range(images.shape[0]):
             image_logits = class_logits[i:i + 1]
             result: Dict[str, Tensor] = {}
-            if images.device.type == "cpu":
+            if not images.is_cuda:
                 # A band of rows at a time: memory bounded by band_elements, not by the output size.
                 scores: Optional[Tensor] = None
                 if with_scores:
-                    scores = torch.empty(text_embeds.shape[0], outputs[i][0], outputs[i][1])
+                    scores = torch.empty(text_embeds.shape[0], outputs[i][0], outputs[i][1], device=images.device)
                     result["scores"] = scores
                 result["labels"] = band_labels(image_logits, mask_logits[i:i + 1], self.mask_stride, sizes[i][0],
                                                sizes[i][1], outputs[i][0], outputs[i][1], self.band_elements, scores)
             else:
-                # Whole, as the reference computes it: a GPU has the memory, and one kernel per step is faster.
+                # On a GPU whole, as the reference computes it: the memory is there, and one kernel per step is faster.
                 masks = self.resize_mask_logits(mask_logits[i:i + 1], sizes[i][0], sizes[i][1], outputs[i][0],
                                                 outputs[i][1])
                 if with_scores:

@@ -345,7 +345,7 @@ describe('the image decoded from a JSON body counts against maxBytesInFlight', (
   test('a JSON body and its decoded image that pass maxBytesInFlight alone get 413, not a 503 to retry', async () => {
     const budget = 24 * 1024;
     const server = await serve({ maxBodyBytes: budget, maxBytesInFlight: budget });
-    const image = await noisePng(90, 90, 2);
+    const image = await noisePng(64, 64, 2);
     expect(jsonLength(image)).toBeLessThanOrEqual(budget);
     expect(jsonLength(image) + image.length).toBeGreaterThan(budget);
     const answer = await postJson(server, image);
