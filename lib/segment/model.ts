@@ -26,12 +26,12 @@ export type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './o
 import { checkOutputPixels, checkPromptCount, checkRequestBytes, RequestLimits } from './request-budget';
 import { LabelMap, SegmentResult } from './result';
 import { tensor, Tensor } from '../runtime/tensor';
-import { TextEmbeddingCache } from './text-cache';
+import { TextEmbeddingCache, textEncoderId } from './text-cache';
 import { ServingMetrics, ServingStats } from './serving-stats';
 import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
 import { TextCacheStats } from './text-cache';
 import { ClipTokenizer } from './tokenizer';
-import { Argument, Result, TORCH_MODEL_OPTIONS, TorchModel, TorchModelOptions } from '../runtime/torch-model';
+import { Argument, ModelDtype, Result, TORCH_MODEL_OPTIONS, TorchModel, TorchModelOptions } from '../runtime/torch-model';
 
 /** Options of {@link SanModel.load}, besides the runtime's (device, dtype, threads, queueLimit). */
 export interface SanModelOptions extends TorchModelOptions {
@@ -270,6 +270,11 @@ export class SanModel {
   /** The device in use: `'cpu'` or `'cuda:N'`. */
   get device(): string {
     return this.#torch.device;
+  }
+
+  /** The dtype the model computes in. */
+  get dtype(): ModelDtype {
+    return this.#torch.dtype;
   }
 
   /** Whether san.pt's `segment` post-processes a band of output rows at a time (see RequestShape.bands). */
@@ -586,8 +591,7 @@ export class SanModel {
     const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates, deadline);
     const data = this.#textCache
       ? await this.#textCache.lookup(
-        { modelId: this.manifest.files.text_encoder.sha256, templateKey: JSON.stringify(text.templates), dim }, classes,
-        encode)
+        { modelId: textEncoderId(this.manifest.files.text_encoder.sha256, this.dtype, this.device), templateKey: JSON.stringify(text.templates), dim }, classes, encode)
       : await encode([...classes]);
     return tensor('float32', [classes.length, dim], data);
   }

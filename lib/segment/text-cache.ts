@@ -30,9 +30,18 @@ export interface TextCacheStats {
   evictions: number;
 }
 
+/**
+ * A text encoder as it computes, for {@link TextCacheScope.modelId}: its weights (the sha256 of its file), its dtype
+ * and the kind of device. A bfloat16 model's embeddings, or a GPU's (TF32), differ from a float32 CPU's, and a cache
+ * file shared between them must not hand one the other's.
+ */
+export function textEncoderId(sha256: string, dtype: string, device: string): string {
+  return `${sha256}/${dtype}/${device === 'cpu' ? 'cpu' : 'cuda'}`;
+}
+
 /** What the embeddings of one lookup depend on besides the class name. */
 export interface TextCacheScope {
-  /** Identifies the text encoder's weights, e.g. the sha256 of its file. */
+  /** Identifies the text encoder as it computes, e.g. {@link textEncoderId}. */
   readonly modelId: string;
   /** Identifies the prompt templates, e.g. their joined text. */
   readonly templateKey: string;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { SanModel } from '../../lib/segment/model';
 import { binding } from '../../lib/runtime/native';
 import { repoRoot } from '../helpers/paths';
+import { useTempDir } from '../helpers/temp-dir';
 import { tinyModelDir } from '../native/support';
 
 /** Measured on an AMD EPYC with AVX512-BF16: 1.2e-2 (default, labels 99.97 % equal) and 6.5e-3 (tiny) of the
@@ -60,6 +61,28 @@ onBf16Cpu('bfloat16 on models/default and its sample scene: scores near float32,
   expect(rel).toBeLessThanOrEqual(SCORE_TOLERANCE);
   expect(equal).toBeGreaterThanOrEqual(LABELS_EQUAL);
 }, 120_000);
+
+const tmp = useTempDir('san-bf16-');
+
+onBf16Cpu("a text cache file saved by a float32 model does not hand its embeddings to a bfloat16 one", async () => {
+  const file = path.join(tmp(), 'text-cache.bin');
+  const classes = ['sky', 'tree', 'road'];
+  const encode = async (dtype: 'float32' | 'bfloat16', textCache: false | { file: string }) => {
+    const model = await SanModel.load(tinyModelDir, { device: 'cpu', dtype, threads: 1, textCache });
+    try {
+      return (await model.encodeText(classes)).data;
+    } finally {
+      await model.dispose(); // saves the cache file, when it has one
+    }
+  };
+  const float32 = await encode('float32', { file });
+  expect(fs.existsSync(file)).toBe(true);
+  const bfloat16 = await encode('bfloat16', false);
+  expect(bfloat16).not.toEqual(float32);
+  // The bfloat16 model finds the file, but none of its keys: it encodes for itself, then both sets are kept.
+  expect(await encode('bfloat16', { file })).toEqual(bfloat16);
+  expect(await encode('float32', { file })).toEqual(float32);
+}, 60_000);
 
 test('bfloat16 is refused with ERR_SAN_DTYPE on a CPU without AVX512-BF16 or AMX-BF16 (forced)', () => {
   // In a child process: the addon reads SAN_TEST_HIDE_CPU_BF16 from the real environment, which jest's is not.
