@@ -179,7 +179,7 @@ async function benchModel({ name, dir, plan, png, classes, args, python, tmp, el
     loadOptions);
   // segment() finds the class embeddings cached: the end-to-end rows time the image path, the text rows the encoder.
   const textCache = new TextEmbeddingCache({ maxBytes: 2 ** 26 });
-  await measure.fillTextCache(textCache, manifest, classes, embeddings.data);
+  await measure.fillTextCache(textCache, manifest, loadOptions, classes, embeddings.data);
 
   /** One batch size's interleaved series; keeps the end-to-end model when `keep` (batch 1's, for the text rows). */
   const series = async (batch, keep) => {
