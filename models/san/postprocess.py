@@ -65,9 +65,13 @@ def band_labels(class_logits: Tensor, mask_logits: Tensor, mask_stride: int, ima
     upsample = linear_taps(mask_logits.shape[2], padded_h)
     resize = linear_taps(image_h, out_h)
     same_size = image_h == out_h and image_w == out_w
-    rows_per_band = max(1, band_elements // (queries * max(out_w, padded_w)))
+    # Bands low enough for one chunk of all classes, up to 1024 of them: one product a band is faster than several.
+    rows_per_band = max(1, band_elements // (max(queries, min(num_classes, 1024)) * max(out_w, padded_w)))
     classes_per_chunk = max(1, min(num_classes, band_elements // (rows_per_band * out_w)))
     labels = torch.empty(out_h, out_w, dtype=torch.int16, device=mask_logits.device)
+    # Each chunk's class probabilities as the (classes, Q, 1, 1) weight of a 1×1 convolution.
+    weights = [probs[:, start:start + classes_per_chunk].t().contiguous()[:, :, None, None]
+               for start in range(0, num_classes, classes_per_chunk)]
     for top in range(0, out_h, rows_per_band):
         bottom = min(out_h, top + rows_per_band)
         if same_size:
@@ -82,11 +86,15 @@ def band_labels(class_logits: Tensor, mask_logits: Tensor, mask_stride: int, ima
             count = bottom - top
             masks = resize_rows(masks, position[:count], position[count:], resize[2][top:bottom],
                                 resize[3][top:bottom], out_w)
-        masks = masks.sigmoid()
+        # Channels last, so that oneDNN's convolution below reads and writes without reordering, and the maximum over
+        # classes runs along memory.
+        masks = masks.sigmoid().contiguous(memory_format=torch.channels_last)
         best = torch.empty(0)
         band = torch.empty(0, dtype=torch.long)
-        for start in range(0, num_classes, classes_per_chunk):
-            chunk = torch.einsum("qc,qhw->chw", probs[:, start:start + classes_per_chunk], masks[0])
+        for start, weight in zip(range(0, num_classes, classes_per_chunk), weights):
+            # Σ_q probs[q, c] · masks[q] as a 1×1 convolution: with more than one intra-op thread ATen runs it
+            # through oneDNN on every thread, where a matrix product is one OpenBLAS thread (OPENBLAS_NUM_THREADS=1).
+            chunk = F.conv2d(masks, weight)[0]
             if scores is not None:
                 scores[start:start + chunk.shape[0], top:bottom].copy_(chunk)
             chunk_best, chunk_labels = chunk.max(dim=0)
