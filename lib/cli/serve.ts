@@ -67,8 +67,9 @@ Options:
                            answered 413 (default ${SERVE_DEFAULTS.maxOutputPixels})
   --max-in-flight N        most POST /segment requests decoded and segmented at once (a body still
                            arriving holds no slot); more are answered 503 (default ${SERVE_DEFAULTS.maxInFlight})
-  --max-bytes-in-flight N  most bytes of request bodies held at once; more is answered 503
-                           (default ${SERVE_DEFAULTS.maxBytesInFlight}, or --max-body-bytes if larger)
+  --max-bytes-in-flight N  most bytes of request bodies, and of images decoded from JSON bodies,
+                           held at once; more is answered 503 (default ${SERVE_DEFAULTS.maxBytesInFlight}, or
+                           --max-body-bytes if larger)
   --max-connections N      most open connections; at the cap the longest idle one is closed for a new
                            one (default ${SERVE_DEFAULTS.maxConnections})
   --headers-timeout-ms N   time to send a request's headers, and how long a silent connection stays
