@@ -8,6 +8,7 @@ import { ErrorCode } from '../../lib/errors';
 import { SanModel, SanModelOptions } from '../../lib/segment/model';
 import { Tensor } from '../../lib/runtime/tensor';
 import { fixtureTolerance, labelTolerance, onCuda, resolvedTestDevice, testRuntime } from '../helpers/device';
+import { until } from '../helpers/http';
 import { expectLabelsNearArgmax, expectTensorClose, tinyModelDir } from '../native/support';
 
 const classes = ['sky', 'sea', 'sand', 'boat'];
@@ -22,11 +23,6 @@ function noise(h: number, w: number, seed: number): Tensor<'uint8'> {
     data[i] = state >>> 24;
   }
   return { type: 'uint8', dims: [h, w, 3], data };
-}
-
-/** Resolves once `condition` holds, checking every 5 ms. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 async function load(options: SanModelOptions = {}): Promise<SanModel> {

@@ -14,45 +14,14 @@ import {
 } from '../../lib/serve/server';
 import { noisePng } from '../../lib/serve/noise-image';
 import { testRuntime } from '../helpers/device';
+import { Answer, request, until } from '../helpers/http';
 import { tinyModelDir } from '../native/support';
 
 const classes = ['sky', 'sea', 'sand'];
 const LONG_DELAY = 60_000;
 
-/** Resolves once `condition` holds, checking every 5 ms. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
 async function load(options: SanModelOptions = {}): Promise<SanModel> {
   return SanModel.load(tinyModelDir, { ...testRuntime(), verify: false, ...options });
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  json: () => any;
-}
-
-/** One request on its own connection (no keep-alive): resolves with the answer, rejects on a connection error. */
-function request(url: string, options: { method?: string; headers?: Record<string, string | number>;
-  body?: Buffer | string | Buffer[] } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    const parts = Array.isArray(options.body) ? options.body : options.body === undefined ? [] : [options.body];
-    for (const part of parts) req.write(part);
-    req.end();
-  });
 }
 
 function postImage(server: SanServer, image: Buffer, query: string, type = 'image/png'): Promise<Answer> {

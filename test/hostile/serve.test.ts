@@ -11,35 +11,8 @@ import { errorAnswer } from '../../lib/serve/http-error';
 import { noisePng } from '../../lib/serve/noise-image';
 import { SanServer, ServeErrorCode, ServeOptions, startServer } from '../../lib/serve/server';
 import { testRuntime } from '../helpers/device';
+import { Answer, request, until } from '../helpers/http';
 import { tinyModelDir } from '../native/support';
-
-/** Resolves once `condition` holds, checking every 5 ms. */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  json: () => any;
-}
-
-/** One request on its own connection. */
-function request(url: string, options: { method?: string; headers?: Record<string, string | number>;
-  body?: Buffer | string } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode!, headers: res.headers, json: () => JSON.parse(text) });
-      });
-    });
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
 
 /** A raw connection: what it received, and whether (and when) the server closed it. */
 interface Raw {
@@ -396,7 +369,8 @@ describe('busboy limits on forms', () => {
         headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (chunk: string) => { text += chunk; });
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: () => JSON.parse(text) }));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text,
+          json: () => JSON.parse(text) }));
       });
       req.on('error', reject);
       req.write(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n\r\n`);
