@@ -589,9 +589,9 @@ export class SanModel {
       return tensor('float32', [classes.length, dim], normalizeRows(averaged, dim));
     }
     const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates, deadline);
+    const modelId = textEncoderId(this.manifest.files.text_encoder.sha256, this.dtype, this.device);
     const data = this.#textCache
-      ? await this.#textCache.lookup(
-        { modelId: textEncoderId(this.manifest.files.text_encoder.sha256, this.dtype, this.device), templateKey: JSON.stringify(text.templates), dim }, classes, encode)
+      ? await this.#textCache.lookup({ modelId, templateKey: JSON.stringify(text.templates), dim }, classes, encode)
       : await encode([...classes]);
     return tensor('float32', [classes.length, dim], data);
   }

@@ -80,7 +80,7 @@ class SanSegmenter(nn.Module):
         # elements, so that a large vocabulary on a large image does not need all (C, H, W) scores at once.
         self.label_chunk_elements = 1 << 26
         # On a CPU, segment post-processes a band of output rows at a time (postprocess.band_labels), holding at most
-        # about this many floats of masks, and as many of scores, at once: 16 MiB each, which also keeps them in cache.
+        # about this many floats of masks, and as many of scores, at once: 16 MiB each.
         self.band_elements = 1 << 22
 
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
@@ -177,7 +177,8 @@ class SanSegmenter(nn.Module):
         out_w) when with_scores, plus "mask_logits" (Q, Hp/16, Wp/16) and "class_probs" (Q, C+1, background
         last) when with_proposals. The labels are the argmax of the scores, asked for or not, and the scores are
         postprocess's for that image: on a GPU computed as it does; on a CPU a band of output rows at a time
-        (postprocess.band_labels), equal to 1e-6 and bit for bit on the x86-64 CPUs measured.
+        (postprocess.band_labels), within 1e-6 of the largest (its resizes bit for bit on x86-64, its class mixing
+        summed band by band).
         """
         if text_embeds.dim() != 2 or text_embeds.shape[0] < 1 or text_embeds.shape[0] > 32767:
             raise ValueError("text_embeds must be (C, D) with 1 <= C <= 32767, got " + str(text_embeds.shape))
