@@ -11,7 +11,7 @@ double from the float32 scale, the weights rounded to float32, each column pass 
 output row as the fused a·λ0 + (b·λ1) (addcmul). On the x86-64 CPUs measured this is F.interpolate bit for bit;
 models/tests/test_postprocess.py holds it to 1e-6 everywhere.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -31,22 +31,45 @@ def linear_taps(in_size: int, out_size: int) -> Tuple[Tensor, Tensor, Tensor, Te
     return index0, index1, 1.0 - lambda1, lambda1
 
 
-def resize_rows(x: Tensor, index0: Tensor, index1: Tensor, lambda0: Tensor, lambda1: Tensor, width: int) -> Tensor:
+def resize_rows(x: Tensor, index0: Tensor, index1: Tensor, lambda0: Tensor, lambda1: Tensor, width: int,
+                out: Optional[Tensor] = None) -> Tensor:
     """Some output rows of x (N, C, H, W) resized bilinearly to `width` columns, from their rows' taps.
 
     Only the source rows the taps name are read: the columns are resampled first, then each pair of rows mixed.
+    Written into `out` (N, C, rows, w <= width), in any memory format, when given: its w leftmost columns, which
+    crops without a copy.
     """
     rows, position = torch.unique(torch.cat([index0, index1]), sorted=True, return_inverse=True)
     band = x.index_select(2, rows.to(x.device))
     if band.shape[3] != width:
         band = F.interpolate(band, size=[band.shape[2], width], mode="bilinear", align_corners=False)
-    position = position.to(x.device)
     count = index0.shape[0]
-    first = band.index_select(2, position[:count])
-    second = band.index_select(2, position[count:])
+    if out is None:
+        out = torch.empty(band.shape[0], band.shape[1], count, width, dtype=band.dtype, device=band.device)
+    band = band[:, :, :, :out.shape[3]]
+    if out.is_contiguous(memory_format=torch.channels_last):
+        # The source rows in the output's layout too (a few rows: cheap), so every product below runs along memory.
+        band = band.contiguous(memory_format=torch.channels_last)
     weight0 = lambda0.to(x.device).view(1, 1, -1, 1)
     weight1 = lambda1.to(x.device).view(1, 1, -1, 1)
-    return torch.addcmul(second * weight1, first, weight0)
+    # Each output row's two source rows, as indices into band.
+    source0, source1 = position[:count], position[count:]
+    # Runs of output rows that read the same pair of source rows: runs of 16 when upsampling 16-fold.
+    changes = (source0[1:] != source0[:-1]) | (source1[1:] != source1[:-1])
+    starts: List[int] = (changes.nonzero().flatten() + 1).tolist()
+    if 4 * len(starts) > count:
+        # Short runs (downsampling): gather every output row's pair of source rows at once.
+        torch.addcmul(band.index_select(2, source1.to(x.device)) * weight1, band.index_select(2, source0.to(x.device)),
+                      weight0, out=out)
+        return out
+    # Long runs: each run mixes its two source rows by broadcasting, without gathering a copy of every row first.
+    sources0: List[int] = source0.tolist()
+    sources1: List[int] = source1.tolist()
+    for start, end in zip([0] + starts, starts + [count]):
+        row0, row1 = sources0[start], sources1[start]
+        torch.addcmul(band[:, :, row1:row1 + 1] * weight1[:, :, start:end], band[:, :, row0:row0 + 1],
+                      weight0[:, :, start:end], out=out[:, :, start:end])
+    return out
 
 
 def band_labels(class_logits: Tensor, mask_logits: Tensor, mask_stride: int, image_h: int, image_w: int, out_h: int,
@@ -78,17 +101,21 @@ def band_labels(class_logits: Tensor, mask_logits: Tensor, mask_stride: int, ima
             needed = torch.arange(top, bottom)
         else:
             needed = torch.unique(torch.cat([resize[0][top:bottom], resize[1][top:bottom]]), sorted=True)
-        # The padded-size rows these output rows read, cropped to the image.
-        masks = resize_rows(mask_logits, upsample[0][needed], upsample[1][needed], upsample[2][needed],
-                            upsample[3][needed], padded_w)[:, :, :, :image_w]
+        # The masks of these output rows, written channels last, so that oneDNN's convolution below reads and writes
+        # them without reordering, and the maximum over classes runs along memory.
+        masks = torch.empty(1, queries, bottom - top, out_w, dtype=mask_logits.dtype, device=mask_logits.device,
+                            memory_format=torch.channels_last)
+        # The padded-size rows these output rows read, cropped to the image: straight into masks at the same size.
+        cropped = masks if same_size else torch.empty(1, queries, needed.shape[0], image_w, dtype=mask_logits.dtype,
+                                                      device=mask_logits.device)
+        resize_rows(mask_logits, upsample[0][needed], upsample[1][needed], upsample[2][needed], upsample[3][needed],
+                    padded_w, cropped)
         if not same_size:
             position = torch.searchsorted(needed, torch.cat([resize[0][top:bottom], resize[1][top:bottom]]))
             count = bottom - top
-            masks = resize_rows(masks, position[:count], position[count:], resize[2][top:bottom],
-                                resize[3][top:bottom], out_w)
-        # Channels last, so that oneDNN's convolution below reads and writes without reordering, and the maximum over
-        # classes runs along memory.
-        masks = masks.sigmoid().contiguous(memory_format=torch.channels_last)
+            resize_rows(cropped, position[:count], position[count:], resize[2][top:bottom], resize[3][top:bottom],
+                        out_w, masks)
+        masks.sigmoid_()
         best = torch.empty(0)
         band = torch.empty(0, dtype=torch.long)
         for start, weight in zip(range(0, num_classes, classes_per_chunk), weights):

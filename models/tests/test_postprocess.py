@@ -48,6 +48,12 @@ def test_resize_rows_is_bilinear_interpolate(in_size, out_size):
     rows = torch.tensor(sorted(random.Random(out_size).sample(range(out_size), (out_size + 1) // 2)))
     assert_same(resize_rows(x, *(tap[rows] for tap in taps), 29), expected[:, :, rows])
 
+    # Into a given output, channels last or not, narrower than the resampled width (the crop to the image).
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        out = torch.full((1, 6, out_size, 17), float("nan")).contiguous(memory_format=memory_format)
+        assert resize_rows(x, *taps, 29, out) is out
+        assert_same(out, expected[:, :, :, :17])
+
 
 @torch.no_grad()
 def test_band_labels_is_the_reference_chain():
