@@ -10,12 +10,14 @@
 
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
-const { SanModel, cpuAllocatorStats } = require('../dist');
+const { SanModel, agreement, cpuAllocatorStats } = require('../dist');
 const { binding } = require('../dist/runtime/native');
 const measure = require('./measure');
 
 /** The issue's targets: how many times the official code's speed. */
 const TARGETS = { float32: 2.5, bfloat16: 5, text: 5 };
+/** The issue's bfloat16 accuracy: scores within this fraction of the largest float32 score, and labels equal. */
+const BF16_TARGETS = { scoreError: 5e-3, labelsEqual: 0.999 };
 
 const faults = () => process.resourceUsage().minorPageFault;
 
@@ -70,6 +72,15 @@ async function compareCpu({ dir, png, classes, textClasses, args, python, log })
     for (const dtype of dtypes) image[dtype] = { ...timing[dtype], faults: steady(counted[dtype].faults) };
     log(`cpu comparison: ${Object.entries(image).map(([k, t]) => `${k} ${t.ms.toFixed(0)} ms, ${t.faults} faults`).join('; ')}`);
 
+    // bfloat16's cost in accuracy, on the same image and classes: both with scores.
+    let bf16Accuracy = null;
+    if (models.bfloat16) {
+      const reference = await models.float32.segment(png, { classes, scores: true });
+      bf16Accuracy = agreement(reference, await models.bfloat16.segment(png, { classes, scores: true }));
+      log(`cpu comparison: bfloat16 scores within ${bf16Accuracy.scoreError.toExponential(2)} of the largest, `
+        + `labels ${(100 * bf16Accuracy.labelsEqual).toFixed(3)} % equal`);
+    }
+
     // Text: a model without a cache for cold encodings, the float32 model's cache for hits.
     const cold = await SanModel.load(dir, { device: 'cpu', threads, verify: false, textCache: false });
     let text;
@@ -85,8 +96,8 @@ async function compareCpu({ dir, png, classes, textClasses, args, python, log })
     } finally {
       await cold.dispose();
     }
-    return { threads, repeats, bf16Missing, image, text, allocator: cpuAllocatorStats(),
-      openblas: process.env.OPENBLAS_NUM_THREADS ?? null };
+    return { threads, repeats, bf16Missing, image, bf16Accuracy, classes: classes.length, text,
+      allocator: cpuAllocatorStats(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null };
   } finally {
     await Promise.all(Object.values(models).map((model) => model.dispose()));
   }
@@ -94,6 +105,15 @@ async function compareCpu({ dir, png, classes, textClasses, args, python, log })
 
 const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 const times = (ratio, target) => `**${ratio.toFixed(2)}×** (target ${target}×: ${ratio >= target ? 'met' : 'not met'})`;
+
+/** What bfloat16 moved against float32 on the bench image, against the issue's targets. */
+function bf16AccuracyLine({ bf16Accuracy: { scoreError, labelsEqual }, classes }) {
+  const met = (ok) => (ok ? 'met' : 'not met');
+  return `bfloat16 against float32 on this image and its ${classes} classes: scores within `
+    + `${scoreError.toExponential(2)} of the largest float32 score (target ${BF16_TARGETS.scoreError}: `
+    + `${met(scoreError <= BF16_TARGETS.scoreError)}), labels ${(100 * labelsEqual).toFixed(3)} % equal (target `
+    + `${100 * BF16_TARGETS.labelsEqual} %: ${met(labelsEqual >= BF16_TARGETS.labelsEqual)}).\n`;
+}
 
 /** Markdown for the comparison, under a heading of its own. */
 function report(result, { label, load }) {
@@ -115,7 +135,7 @@ function report(result, { label, load }) {
     '| --- | --- | --- | --- | --- |',
     ...rows.map(([name, t, ratio]) => `| ${name} | ${fmt(t.ms)} | ${(1000 / t.ms).toFixed(3)} | ${t.faults} | ${ratio} |`),
     '',
-    result.bf16Missing === null ? '' : `bfloat16 not measured: this CPU lacks ${result.bf16Missing}.\n`,
+    result.bf16Missing === null ? bf16AccuracyLine(result) : `bfloat16 not measured: this CPU lacks ${result.bf16Missing}.\n`,
     `Text encoding of ${text.classes} classes × ${text.templates} templates (vild):`,
     '',
     '| run | time | speed-up |',

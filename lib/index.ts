@@ -37,6 +37,8 @@ export { TextEmbeddingCache } from './segment/text-cache';
 export type { TextCacheOptions, TextCacheStats } from './segment/text-cache';
 export { ConfusionMatrix } from './eval/metrics';
 export type { LabelArray, SegmentationMetrics } from './eval/metrics';
+export { agreement } from './eval/agreement';
+export type { Agreement, ComparedSegmentation } from './eval/agreement';
 export {
   evaluate, scoreLabelMaps, readLabelMap, pairFiles, EVALUATE_DEFAULTS, LABEL_EXTENSIONS, IMAGE_EXTENSIONS,
 } from './eval/evaluate';

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SanModel } from '../../lib/segment/model';
+import { agreement, Agreement } from '../../lib/eval/agreement';
 import { binding } from '../../lib/runtime/native';
 import { repoRoot } from '../helpers/paths';
 import { useTempDir } from '../helpers/temp-dir';
@@ -25,7 +26,7 @@ const SCENE = path.join(repoRoot, 'assets', 'procedural-scene.png');
 const SCENE_CLASSES = fs.readFileSync(path.join(repoRoot, 'assets', 'procedural-scene-classes.txt'), 'utf8')
   .split('\n').filter(Boolean);
 
-async function compare(dir: string, input: string | Buffer, classes: string[]): Promise<{ rel: number; equal: number }> {
+async function compare(dir: string, input: string | Buffer, classes: string[]): Promise<Agreement> {
   const results = [];
   for (const dtype of ['float32', 'bfloat16'] as const) {
     const model = await SanModel.load(dir, { device: 'cpu', dtype, threads: 1, textCache: false });
@@ -35,31 +36,22 @@ async function compare(dir: string, input: string | Buffer, classes: string[]): 
       await model.dispose();
     }
   }
-  const [ref, low] = results;
-  let worst = 0;
-  let largest = 0;
-  ref.scores!.data.forEach((value, i) => {
-    worst = Math.max(worst, Math.abs(value - low.scores!.data[i]));
-    largest = Math.max(largest, Math.abs(value));
-  });
-  const labels = ref.labels.data;
-  const equal = labels.reduce((n, label, i) => n + (label === low.labels.data[i] ? 1 : 0), 0) / labels.length;
-  return { rel: worst / largest, equal };
+  return agreement(results[0], results[1]);
 }
 
 onBf16Cpu('bfloat16 on the tiny reference image: scores near float32, labels equal', async () => {
   const image = fs.readFileSync(path.join(repoRoot, 'assets', 'procedural-scene.png'));
-  const { rel, equal } = await compare(tinyModelDir, image, ['sky', 'tree', 'road', 'car', 'person']);
-  console.log(`tiny: scores ${rel.toExponential(2)} of the largest, labels ${(equal * 100).toFixed(2)} % equal`);
-  expect(rel).toBeLessThanOrEqual(SCORE_TOLERANCE);
-  expect(equal).toBeGreaterThanOrEqual(LABELS_EQUAL);
+  const { scoreError, labelsEqual } = await compare(tinyModelDir, image, ['sky', 'tree', 'road', 'car', 'person']);
+  console.log(`tiny: scores ${scoreError.toExponential(2)} of the largest, labels ${(labelsEqual * 100).toFixed(2)} % equal`);
+  expect(scoreError).toBeLessThanOrEqual(SCORE_TOLERANCE);
+  expect(labelsEqual).toBeGreaterThanOrEqual(LABELS_EQUAL);
 }, 120_000);
 
 onBf16Cpu('bfloat16 on models/default and its sample scene: scores near float32, labels equal', async () => {
-  const { rel, equal } = await compare(DEFAULT_DIR, SCENE, SCENE_CLASSES);
-  console.log(`default: scores ${rel.toExponential(2)} of the largest, labels ${(equal * 100).toFixed(2)} % equal`);
-  expect(rel).toBeLessThanOrEqual(SCORE_TOLERANCE);
-  expect(equal).toBeGreaterThanOrEqual(LABELS_EQUAL);
+  const { scoreError, labelsEqual } = await compare(DEFAULT_DIR, SCENE, SCENE_CLASSES);
+  console.log(`default: scores ${scoreError.toExponential(2)} of the largest, labels ${(labelsEqual * 100).toFixed(2)} % equal`);
+  expect(scoreError).toBeLessThanOrEqual(SCORE_TOLERANCE);
+  expect(labelsEqual).toBeGreaterThanOrEqual(LABELS_EQUAL);
 }, 120_000);
 
 const tmp = useTempDir('san-bf16-');
