@@ -94,3 +94,12 @@ export function required(value: string | undefined, flag: string, command: strin
   if (value === undefined || value.length === 0) throw new UsageError(`${flag} is required`, command);
   return value;
 }
+
+/** A flag's value as an integer of at least 1. @throws UsageError for `command`. */
+export function parsePositiveInteger(text: string, flag: string, command: string): number {
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new UsageError(`${flag} must be a positive integer (got '${text}')`, command);
+  }
+  return value;
+}

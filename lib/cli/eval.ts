@@ -8,16 +8,16 @@
  */
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluate, EvaluationResult, ImageCounts, PairBy, pairFiles } from '../eval/evaluate';
 import * as is from '../is';
 import { SanModel } from '../segment/model';
 import { TEMPLATE_SETS, TemplateSetName } from '../segment/prompts';
-import { TORCH_MODEL_DEFAULTS, TorchModelOptions } from '../runtime/torch-model';
-import { CliError, CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
+import { TorchModelOptions } from '../runtime/torch-model';
+import { CliError, CliIo, ExitCode, parseCommandArgs, parsePositiveInteger, PROGRAM, required, UsageError } from './common';
 import { Progress } from './progress';
-import { checkDevice, checkTemplates, parsePositiveInteger, readClasses } from './segment-args';
+import { checkTemplates, readClasses } from './segment-args';
+import { parseRuntimeArgs, runtimeUsage, RUNTIME_FLAGS } from './runtime-args';
 
 const COMMAND = 'eval';
 
@@ -33,8 +33,7 @@ const FLAGS = {
   json: { type: 'boolean' },
   results: { type: 'string' },
   templates: { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
+  ...RUNTIME_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -74,8 +73,7 @@ Options:
   --results FILE       append each image's confusion counts to FILE (JSON lines); a rerun with the
                        same FILE skips the images in it and adds their counts
   --templates NAME     prompt templates: ${TEMPLATE_NAMES.join(' or ')} (default: the model's)
-  --device NAME        cpu, cuda, cuda:N, or auto (default: ${TORCH_MODEL_DEFAULTS.device})
-  --threads N          LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
+${runtimeUsage(23)}
   -h, --help           show this help
 
 Writes the table (or JSON) to stdout, progress to stderr. Exit status: 0 when every image was scored;
@@ -186,8 +184,7 @@ export async function evalCommand(args: string[], io: CliIo): Promise<number> {
 export function parseEvalArgs(args: string[]): EvalJob | 'help' {
   const { values } = parseCommandArgs(COMMAND, { args, options: FLAGS, allowPositionals: false });
   if (values.help) return 'help';
-  const load: TorchModelOptions = { device: checkDevice(values.device, COMMAND) };
-  if (values.threads !== undefined) load.threads = parsePositiveInteger(values.threads, '--threads', COMMAND);
+  const load = parseRuntimeArgs(values, COMMAND);
   const pairBy = values['pair-by'] ?? 'images';
   if (!is.inArray(pairBy, PAIR_BY)) {
     throw new UsageError(`--pair-by must be one of: ${PAIR_BY.join(', ')} (got '${pairBy}')`, COMMAND);

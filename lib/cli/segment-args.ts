@@ -5,12 +5,12 @@
  * @module
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAX_CLASS_LENGTH, MAX_CLASSES, SegmentOptions } from '../segment/model';
 import { TEMPLATE_SETS, TemplateSetName } from '../segment/prompts';
-import { TORCH_MODEL_DEFAULTS, TorchModelOptions } from '../runtime/torch-model';
+import { TorchModelOptions } from '../runtime/torch-model';
 import { parseCommandArgs, PROGRAM, required, UsageError } from './common';
+import { parseRuntimeArgs, runtimeUsage, RUNTIME_FLAGS } from './runtime-args';
 
 const COMMAND = 'segment';
 
@@ -22,13 +22,11 @@ const FLAGS = {
   templates: { type: 'string' },
   'output-size': { type: 'string' },
   'no-resize': { type: 'boolean' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
+  ...RUNTIME_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 const TEMPLATE_NAMES = Object.keys(TEMPLATE_SETS) as TemplateSetName[];
-const DEVICE_PATTERN = /^(cpu|auto|cuda(:\d{1,2})?)$/;
 const SIZE_PATTERN = /^(\d+)[x×X](\d+)$/;
 
 export const SEGMENT_USAGE = `\
@@ -52,9 +50,7 @@ Options:
   --output-size HxW    height and width of the outputs, e.g. 480x640 (default: each image's own)
   --no-resize          feed each image at its own size, not at the model's scale (short side 640,
                        long side at most 2560 for the official models)
-  --device NAME        cpu, cuda, cuda:N, or auto: the first GPU if there is one
-                       (default: ${TORCH_MODEL_DEFAULTS.device})
-  --threads N          LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
+${runtimeUsage(23)}
   -h, --help           show this help
 
 Writes the paths of the files to stdout, progress to stderr. Exit status: 0 when every image was
@@ -82,8 +78,7 @@ export function parseSegmentArgs(args: string[]): SegmentJob | 'help' {
   if (values.help) return 'help';
   if (positionals.length === 0) throw new UsageError('no images given', COMMAND);
   const classes = readClasses(values.classes, values['classes-file']);
-  const load: TorchModelOptions = { device: checkDevice(values.device) };
-  if (values.threads !== undefined) load.threads = parsePositiveInteger(values.threads, '--threads');
+  const load = parseRuntimeArgs(values, COMMAND);
   const segment: SegmentJob['segment'] = { classes, resize: !values['no-resize'] };
   if (values.templates !== undefined) segment.templates = checkTemplates(values.templates);
   if (values['output-size'] !== undefined) segment.outputSize = parseSize(values['output-size']);
@@ -153,30 +148,12 @@ function checkClasses(classes: string[], source: string, command: string): strin
   return classes;
 }
 
-/** `--device`: cpu, cuda, cuda:N or auto; the default when not given. @throws UsageError for `command`. */
-export function checkDevice(device: string | undefined, command = COMMAND): string {
-  if (device === undefined) return TORCH_MODEL_DEFAULTS.device;
-  if (!DEVICE_PATTERN.test(device)) {
-    throw new UsageError(`--device must be one of: cpu, cuda, cuda:N, auto (got '${device}')`, command);
-  }
-  return device;
-}
-
 /** `--templates`: the name of a template set. @throws UsageError for `command`. */
 export function checkTemplates(name: string, command = COMMAND): TemplateSetName {
   if (!(TEMPLATE_NAMES as string[]).includes(name)) {
     throw new UsageError(`--templates must be one of: ${TEMPLATE_NAMES.join(', ')} (got '${name}')`, command);
   }
   return name as TemplateSetName;
-}
-
-/** A flag's value as an integer of at least 1. @throws UsageError for `command`. */
-export function parsePositiveInteger(text: string, flag: string, command = COMMAND): number {
-  const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new UsageError(`${flag} must be a positive integer (got '${text}')`, command);
-  }
-  return value;
 }
 
 /** `HxW` (or `H×W`) → [height, width]; the model checks the upper bound. */

@@ -10,9 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../segment/model';
 import { checkServeOptions, SERVE_DEFAULTS, ServeOptions, startServer } from '../serve/server';
-import { TORCH_MODEL_DEFAULTS } from '../runtime/torch-model';
 import { CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
-import { checkDevice } from './segment-args';
+import { parseRuntimeArgs, runtimeUsage, RUNTIME_FLAGS } from './runtime-args';
 
 const COMMAND = 'serve';
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -37,8 +36,7 @@ const FLAGS = {
   'max-batch-size': { type: 'string' },
   'max-delay-ms': { type: 'string' },
   'max-queue': { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
+  ...RUNTIME_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -82,8 +80,7 @@ Options:
   --max-batch-size N       most images the model runs as one batch (default ${BATCHING.maxBatchSize})
   --max-delay-ms N         how long a request may wait for others to fill its batch (default ${BATCHING.maxDelayMs})
   --max-queue N            requests waiting for a batch; more are answered 503 (default ${BATCHING.maxQueue})
-  --device NAME            cpu, cuda, cuda:N, or auto (default: ${TORCH_MODEL_DEFAULTS.device})
-  --threads N              LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
+${runtimeUsage(27)}
   -h, --help               show this help
 
 Writes the server's URL to stdout once it listens, and what it does to stderr. Exit status: 0 after
@@ -129,15 +126,13 @@ export function parseServeArgs(args: string[]): ServeJob | 'help' {
   };
   checkServeOptions(serve);
   const load: SanModelOptions = {
+    ...parseRuntimeArgs(values, COMMAND),
     batching: {
       maxBatchSize: integer('max-batch-size') ?? BATCHING.maxBatchSize,
       maxDelayMs: integer('max-delay-ms') ?? BATCHING.maxDelayMs,
       maxQueue: integer('max-queue') ?? BATCHING.maxQueue,
     },
   };
-  if (values.device !== undefined) load.device = checkDevice(values.device, COMMAND);
-  const threads = integer('threads');
-  if (threads !== undefined) load.threads = threads;
   return { modelDir: path.resolve(required(values.model, '--model', COMMAND)), load, serve };
 }
 

@@ -6,16 +6,14 @@
  * locks expire (BullMQ's stalled-job check), as they do when a worker is killed.
  * @module
  */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SAN_MODEL_DEFAULTS, SanModel, SanModelOptions } from '../segment/model';
-import { TORCH_MODEL_DEFAULTS } from '../runtime/torch-model';
 import { connectionOptions } from '../queue/connection';
 import { WorkerMetrics } from '../queue/metrics';
 import { SEGMENT_WORKER_DEFAULTS, SegmentWorker, SegmentWorkerOptions } from '../queue/worker';
 import { SEGMENT_QUEUE_DEFAULTS } from '../queue/queue';
-import { CliIo, ExitCode, parseCommandArgs, PROGRAM, required, UsageError } from './common';
-import { checkDevice, parsePositiveInteger } from './segment-args';
+import { CliIo, ExitCode, parseCommandArgs, parsePositiveInteger, PROGRAM, required, UsageError } from './common';
+import { parseRuntimeArgs, runtimeUsage, RUNTIME_FLAGS } from './runtime-args';
 import { nextStopSignal } from './serve';
 
 const COMMAND = 'worker';
@@ -38,8 +36,7 @@ const FLAGS = {
   'max-stalled-count': { type: 'string' },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
+  ...RUNTIME_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -77,8 +74,7 @@ Options:
   --max-stalled-count N      redeliveries of a stalled job before it fails (default ${WORKER.maxStalledCount})
   --metrics-port N           serve GET /metrics (Prometheus) on this port; 0 picks a free one
   --metrics-host ADDR        address of the metrics server (default ${METRICS_HOST})
-  --device NAME              cpu, cuda, cuda:N, or auto (default: ${TORCH_MODEL_DEFAULTS.device})
-  --threads N                LibTorch threads (default: the machine's cores, ${os.availableParallelism()} here)
+${runtimeUsage(29)}
   -h, --help                 show this help
 
 Writes the metrics URL (with --metrics-port) to stdout once it takes jobs, and what it does to
@@ -133,18 +129,16 @@ export function parseWorkerArgs(args: string[]): WorkerJob | 'help' {
     prefix: values.prefix,
   };
   const load: SanModelOptions = {
+    ...parseRuntimeArgs(values, COMMAND),
     batching: {
       maxBatchSize: positive('max-batch-size') ?? BATCHING.maxBatchSize,
       maxDelayMs: whole('max-delay-ms') ?? BATCHING.maxDelayMs,
       // Every job the worker runs may wait for a batch at once: the batcher must never refuse one.
       maxQueue: Math.max(BATCHING.maxQueue, concurrency),
     },
-    device: checkDevice(values.device, COMMAND),
   };
   const pixels = positive('max-image-pixels');
   if (pixels !== undefined) load.maxInputPixels = pixels;
-  const threads = positive('threads');
-  if (threads !== undefined) load.threads = threads;
   if (values['text-cache'] !== undefined) load.textCache = { file: path.resolve(values['text-cache']) };
   const port = whole('metrics-port');
   if (port !== undefined && port > 65535) throw new UsageError(`--metrics-port must be 0 to 65535 (got ${port})`, COMMAND);

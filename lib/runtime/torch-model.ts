@@ -67,8 +67,10 @@ export const TORCH_MODEL_DEFAULTS = Object.freeze({
 
 /** The names {@link TorchModel.load} takes; a `SanModel` passes its other options through to it. */
 export const TORCH_MODEL_OPTIONS: readonly string[] = Object.freeze(['device', 'dtype', 'threads', 'queueLimit']);
-const DEVICE_PATTERN = /^(cpu|auto|cuda(:\d{1,2})?)$/;
-const DTYPES: readonly ModelDtype[] = ['float32', 'float16', 'bfloat16'];
+/** The devices {@link TorchModel.load} takes. */
+export const DEVICE_PATTERN = /^(cpu|auto|cuda(:\d{1,2})?)$/;
+/** The dtypes {@link TorchModel.load} takes. */
+export const MODEL_DTYPES: readonly ModelDtype[] = Object.freeze(['float32', 'float16', 'bfloat16']);
 const MAX_THREADS = 1024;
 const MAX_QUEUE_LIMIT = 2 ** 31 - 1;
 
@@ -82,8 +84,8 @@ function checkModelOptions(options: unknown): Required<TorchModelOptions> {
     throw is.invalidParameterError('options.device', "one of: cpu, cuda, cuda:N, auto", device, 'range');
   }
   if (!is.string(dtype)) throw is.invalidParameterError('options.dtype', 'a string', dtype);
-  if (!is.inArray(dtype, DTYPES)) {
-    throw is.invalidParameterError('options.dtype', `one of: ${DTYPES.join(', ')}`, dtype, 'range');
+  if (!is.inArray(dtype, MODEL_DTYPES)) {
+    throw is.invalidParameterError('options.dtype', `one of: ${MODEL_DTYPES.join(', ')}`, dtype, 'range');
   }
   if (typeof threads !== 'number') throw is.invalidParameterError('options.threads', 'an integer', threads);
   if (!is.integer(threads) || !is.inRange(threads, 1, MAX_THREADS)) {

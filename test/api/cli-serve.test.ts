@@ -52,7 +52,8 @@ describe('parseServeArgs', () => {
     expect(job).toEqual({
       modelDir: path.resolve('models/m'),
       load: { batching: { maxBatchSize: SAN_MODEL_DEFAULTS.batching.maxBatchSize,
-        maxDelayMs: SAN_MODEL_DEFAULTS.batching.maxDelayMs, maxQueue: SAN_MODEL_DEFAULTS.batching.maxQueue } },
+        maxDelayMs: SAN_MODEL_DEFAULTS.batching.maxDelayMs, maxQueue: SAN_MODEL_DEFAULTS.batching.maxQueue },
+      device: 'auto' },
       serve: { port: undefined, host: undefined, maxBodyBytes: undefined, maxImagePixels: undefined,
         maxOutputPixels: undefined, maxInFlight: undefined, maxBytesInFlight: undefined, maxConnections: undefined,
         headersTimeoutMs: undefined, bodyTimeoutMs: undefined, requestTimeoutMs: undefined,
@@ -63,13 +64,13 @@ describe('parseServeArgs', () => {
   test('every flag', () => {
     const job = parseServeArgs(['--model', 'm', '--port', '0', '--host', '::1', '--max-body-bytes', '1000',
       '--max-image-pixels', '5000', '--max-in-flight', '3', '--max-batch-size', '8', '--max-delay-ms', '0',
-      '--max-queue', '9', '--device', 'cuda:1', '--threads', '2', '--max-output-pixels', '4000',
+      '--max-queue', '9', '--device', 'cuda:1', '--dtype', 'float16', '--threads', '2', '--max-output-pixels', '4000',
       '--max-bytes-in-flight', '2000', '--max-connections', '50', '--headers-timeout-ms', '700',
       '--body-timeout-ms', '800', '--request-timeout-ms', '900', '--keep-alive-timeout-ms', '600',
       '--drain-timeout-ms', '0']);
     expect(job).toEqual({
       modelDir: path.resolve('m'),
-      load: { batching: { maxBatchSize: 8, maxDelayMs: 0, maxQueue: 9 }, device: 'cuda:1', threads: 2 },
+      load: { batching: { maxBatchSize: 8, maxDelayMs: 0, maxQueue: 9 }, device: 'cuda:1', dtype: 'float16', threads: 2 },
       serve: { port: 0, host: '::1', maxBodyBytes: 1000, maxImagePixels: 5000, maxInFlight: 3, maxOutputPixels: 4000,
         maxBytesInFlight: 2000, maxConnections: 50, headersTimeoutMs: 700, bodyTimeoutMs: 800, requestTimeoutMs: 900,
         keepAliveTimeoutMs: 600, drainTimeoutMs: 0 },

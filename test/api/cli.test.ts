@@ -10,6 +10,7 @@ import { parseExportArgs } from '../../lib/cli/export';
 import { Progress } from '../../lib/cli/progress';
 import { outputStems } from '../../lib/cli/segment';
 import { parseClassesFile, splitClassList } from '../../lib/cli/segment-args';
+import { binding } from '../../lib/runtime/native';
 import { captureIo, lines } from '../helpers/cli-io';
 import { testDevice } from '../helpers/device';
 import { repoRoot } from '../helpers/paths';
@@ -148,6 +149,8 @@ describe('main() in-process: help, version and bad usage', () => {
       /--templates must be one of: vild, single \(got 'many'\)/],
     ['bad --device', [...base, '--classes', 'sky', '--device', 'gpu'],
       /--device must be one of: cpu, cuda, cuda:N, auto \(got 'gpu'\)/],
+    ['bad --dtype', [...base, '--classes', 'sky', '--dtype', 'int8'],
+      /--dtype must be one of: float32, float16, bfloat16 \(got 'int8'\)/],
     ['bad --threads', [...base, '--classes', 'sky', '--threads', '0'],
       /--threads must be a positive integer \(got '0'\)/],
     ['bad --output-size', [...base, '--classes', 'sky', '--output-size', '480'],
@@ -321,6 +324,22 @@ describe('the compiled CLI on the tiny model', () => {
     expect(run.stderr).toMatch(/^san-seg: The model folder .* has no manifest\.json/);
     expect(run.stderr).toContain(missing);
   });
+
+  test('--dtype bfloat16 on the CPU: segments where the CPU has AVX512-BF16 or AMX; elsewhere exit 1 naming what it lacks',
+    async () => {
+      const args = (out: string) => ['segment', 'beach.png', '--model', tinyModelDir, '--device', 'cpu', '--threads', '1',
+        '--dtype', 'bfloat16', '--classes', CLASSES.join(';'), '-o', path.join(tmp(), out)];
+      if (binding().cpuBfloat16() === null) {
+        const run = await runCli(args('bf16'), images);
+        expect(run).toMatchObject({ status: 0 });
+        expect(lines(run.stdout)).toContain(path.join(tmp(), 'bf16', 'beach.labels.png'));
+      }
+      // The refusal, forced where the CPU has them: the addon reads SAN_TEST_HIDE_CPU_BF16 from the environment.
+      const refused = await runCli(args('refused'), images, { SAN_TEST_HIDE_CPU_BF16: '1' });
+      expect(refused.status).toBe(1);
+      expect(lines(refused.stderr)).toEqual([expect.stringMatching(
+        /^san-seg: .*dtype bfloat16 on the CPU needs the AVX512-BF16 or AMX-BF16 instruction set/)]);
+    });
 
   test('EXPECTED FAILURE - export of a missing checkpoint: the exporter says so and its status is kept', async () => {
     const checkpoint = path.join(tmp(), 'no-such.pth');

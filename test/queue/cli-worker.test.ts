@@ -30,13 +30,14 @@ test('every option', () => {
   const job = parseWorkerArgs([...REQUIRED, '--concurrency', '300', '--prefix', 'p', '--input-root', 'in',
     '--output-root', 'out', '--text-cache', 'cache.bin', '--max-image-bytes', '1000', '--max-image-pixels', '4096',
     '--max-batch-size', '2', '--max-delay-ms', '0', '--lock-duration-ms', '5000', '--stalled-interval-ms', '1000',
-    '--max-stalled-count', '0', '--metrics-port', '0', '--metrics-host', '0.0.0.0', '--threads', '2', '--device', 'cpu']);
+    '--max-stalled-count', '0', '--metrics-port', '0', '--metrics-host', '0.0.0.0', '--threads', '2', '--device', 'cpu',
+    '--dtype', 'bfloat16']);
   expect(job).toEqual({
     modelDir: path.resolve('models/m'),
     queue: 'san',
     // The batcher holds every job the worker runs at once.
-    load: { batching: { maxBatchSize: 2, maxDelayMs: 0, maxQueue: 300 }, device: 'cpu', maxInputPixels: 4096,
-      threads: 2, textCache: { file: path.resolve('cache.bin') } },
+    load: { batching: { maxBatchSize: 2, maxDelayMs: 0, maxQueue: 300 }, device: 'cpu', dtype: 'bfloat16',
+      maxInputPixels: 4096, threads: 2, textCache: { file: path.resolve('cache.bin') } },
     worker: { connection: 'redis://10.0.0.5:6379', concurrency: 300, prefix: 'p', inputRoot: path.resolve('in'),
       outputRoot: path.resolve('out'), maxImageBytes: 1000, lockDurationMs: 5000, stalledIntervalMs: 1000,
       maxStalledCount: 0 },
