@@ -53,6 +53,13 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   Napi::Object options = info[0].As<Napi::Object>();
   device_ = options.Get("device").As<Napi::String>().Utf8Value();
   dtype_ = options.Get("dtype").As<Napi::String>().Utf8Value();
+  // Optional here (TorchModel always passes it), as castInputs below, for the tests that drive NativeModel directly.
+  if (options.Get("float32Modules").IsArray()) {
+    const Napi::Array float32Modules = options.Get("float32Modules").As<Napi::Array>();
+    for (uint32_t i = 0; i < float32Modules.Length(); ++i) {
+      float32Modules_.insert(float32Modules.Get(i).As<Napi::String>().Utf8Value());
+    }
+  }
   queueLimit_ = options.Get("queueLimit").As<Napi::Number>().Uint32Value();
   const int threads = options.Get("threads").As<Napi::Number>().Int32Value();
   modules_ = std::make_unique<ModuleSet>();
@@ -79,7 +86,7 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   if (loadCalled_) {
     return Rejected(env, {ErrorCode::kInvalidArg, ErrorKind::kError, "load() was already called on this model"});
   }
-  auto request = std::make_shared<LoadRequest>(LoadRequest{{}, device_, dtype_});
+  auto request = std::make_shared<LoadRequest>(LoadRequest{{}, device_, dtype_, float32Modules_});
   try {
     Napi::Object files = info[0].As<Napi::Object>();
     Napi::Array names = files.GetPropertyNames();
@@ -117,13 +124,16 @@ Napi::Value ModelWrap::Run(const Napi::CallbackInfo& info) {
     Napi::Object options = info[3].As<Napi::Object>();
     request->options.float32Outputs = options.Get("float32Outputs").ToBoolean().Value();
     request->options.copyOutputs = options.Get("copyOutputs").ToBoolean().Value();
+    const Napi::Value castInputs = options.Get("castInputs");
+    request->castInputs =
+        (castInputs.IsUndefined() || castInputs.ToBoolean().Value()) && float32Modules_.count(request->module) == 0;
   } catch (...) {
     return Rejected(env, CaptureCurrentException());
   }
   auto result = std::make_shared<san::Value>();
   ModuleSet* modules = modules_.get();
   // Placed on the stager's thread while earlier calls run; the job takes them back when its turn comes.
-  std::shared_ptr<StagedArgs> staged = stager_->Stage(std::move(request->args));
+  std::shared_ptr<StagedArgs> staged = stager_->Stage(std::move(request->args), request->castInputs);
   return Queue(
       env,
       [modules, request, result, staged] {

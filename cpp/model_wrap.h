@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // `NativeModel`, the JS class over one model: its TorchScript modules (ModuleSet) and its executor thread.
 //
-//   new NativeModel({ device, dtype, threads, queueLimit })   options complete and checked by lib/torch-model.ts
+//   new NativeModel({ device, dtype, float32Modules, threads, queueLimit })
+//                                      options complete and checked by lib/runtime/torch-model.ts
 //   load({ name: path, ... })          -> Promise<{ device, dtype, methods: { name: string[] } }>
-//   run(module, method, args, { float32Outputs, copyOutputs }) -> Promise<result>
+//   run(module, method, args, { float32Outputs, copyOutputs, castInputs }) -> Promise<result>
 //   dispose()                          -> Promise<void>
 //   device, dtype, queueDepth, disposed (read-only)
 //
@@ -16,6 +17,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "executor.h"
@@ -43,6 +45,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   std::string device_;  // as requested until load() settles, then as resolved ("auto" -> "cpu")
   std::string dtype_;
+  std::set<std::string> float32Modules_;  // left in float32 whatever dtype_, their inputs too
   std::size_t queueLimit_;
   bool loadCalled_ = false;
   bool disposed_ = false;

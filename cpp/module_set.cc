@@ -58,7 +58,7 @@ LoadResult ModuleSet::Load(const LoadRequest& request) {
   for (const auto& [name, path] : request.files) {
     torch::jit::Module module = LoadFile(name, path, device);
     module.eval();
-    if (dtype != c10::ScalarType::Float) module.to(dtype);
+    if (dtype != c10::ScalarType::Float && request.float32Modules.count(name) == 0) module.to(dtype);
     for (const auto& method : module.get_methods()) result.methods[name].push_back(method.name());
     modules.emplace(name, std::move(module));
   }
@@ -78,7 +78,7 @@ torch::jit::Module& ModuleSet::Find(const std::string& module) {
 }
 
 Value ModuleSet::Run(const RunRequest& request) {
-  const auto& [module, method, args, options] = request;
+  const auto& [module, method, args, options, castInputs] = request;
   c10::InferenceMode inference;
   const ThreadLease threads(placement_.device.is_cpu());
   torch::jit::Module& target = Find(module);
@@ -97,9 +97,11 @@ Value ModuleSet::Run(const RunRequest& request) {
                                                    " argument(s) but received " + std::to_string(args.size()) +
                                                    ": " + c10::toString(schema));
   }
+  Placement placement = placement_;
+  if (!request.castInputs) placement.castFloating.reset();
   std::vector<c10::IValue> stack;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    stack.push_back(ValueToIValue(args[i], schema.arguments()[i + 1].type(), placement_));
+    stack.push_back(ValueToIValue(args[i], schema.arguments()[i + 1].type(), placement));
   }
   const c10::IValue output = (*found)(std::move(stack));
 

@@ -23,6 +23,7 @@ struct StagedArgs::Ticket {
   enum class State { kQueued, kPlacing, kStaged, kTaken, kDropped };
   State state = State::kQueued;  // the fields are guarded by Shared::mutex
   std::vector<Value> args;       // as submitted, then as placed
+  bool cast = true;              // floating tensors cast to the placement's dtype
   std::exception_ptr error;
 };
 
@@ -134,9 +135,10 @@ void Stager::SetPlacement(const Placement& placement) {
   shared_->placement = placement;
 }
 
-std::shared_ptr<StagedArgs> Stager::Stage(std::vector<Value> args) {
+std::shared_ptr<StagedArgs> Stager::Stage(std::vector<Value> args, bool cast) {
   auto ticket = std::make_shared<StagedArgs::Ticket>();
   ticket->args = std::move(args);
+  ticket->cast = cast;
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->queue.push_back(ticket);
@@ -165,6 +167,7 @@ void Stager::Loop(int threads) {
       ticket->state = State::kPlacing;
       args.swap(ticket->args);
       placement = shared.placement;
+      if (!ticket->cast) placement.castFloating.reset();
     }
     std::exception_ptr error;
     try {

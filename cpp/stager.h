@@ -4,7 +4,8 @@
 // The executor runs one model's calls in order on one thread, so without staging a call's upload (host -> GPU) and
 // dtype cast happen only after the previous call has finished, in series with the GPU's work. The stager is a
 // second thread per model that takes each run() call's tensor arguments as it is submitted and places them the
-// way the executor would (ValueToIValue's placement: onto the model's device, floating ones cast to its dtype):
+// way the executor would (ValueToIValue's placement: onto the model's device, floating ones cast to its dtype unless
+// the call keeps them as given):
 // * on a GPU, on a stream of its own, so the copy overlaps the kernels the executor queued on the default stream;
 //   it waits for that stream before handing the tensors over, and records the default stream on them so that the
 //   allocator does not reuse their memory while the executor's kernels may still read it. The copy is a plain one
@@ -55,8 +56,9 @@ class Stager {
 
   // JS thread, once the model is loaded: where inputs go. Until then arguments pass through unplaced.
   void SetPlacement(const Placement& placement);
-  // JS thread. Queues a call's arguments; the executor takes them back, placed, from what this returns.
-  std::shared_ptr<StagedArgs> Stage(std::vector<Value> args);
+  // JS thread. Queues a call's arguments; the executor takes them back, placed, from what this returns. Without
+  // `cast` floating tensors keep their dtype (RunRequest::castInputs).
+  std::shared_ptr<StagedArgs> Stage(std::vector<Value> args, bool cast);
 
  private:
   void Loop(int threads);

@@ -32,7 +32,7 @@ struct Value {
 };
 
 // How input tensors are placed before a call: on the model's device, and, for a float16 or bfloat16 model, with
-// floating inputs cast to that dtype there.
+// floating inputs cast to that dtype there (none for a call with RunRequest::castInputs false).
 struct Placement {
   c10::Device device = c10::kCPU;
   c10::optional<c10::ScalarType> castFloating;

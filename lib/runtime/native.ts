@@ -15,6 +15,8 @@ import type { CpuAllocatorStats } from './cpu-allocator';
 export interface NativeModelOptions {
   device: string;
   dtype: ModelDtype;
+  /** Modules left in float32; none when absent. */
+  float32Modules?: string[];
   threads: number;
   queueLimit: number;
 }
@@ -32,6 +34,8 @@ export interface NativeLoadResult {
 export interface NativeRunOptions {
   float32Outputs: boolean;
   copyOutputs: boolean;
+  /** true when absent. */
+  castInputs?: boolean;
 }
 
 /** The native model (cpp/model_wrap.h). Every method returns a Promise and never throws. @ignore */

@@ -11,7 +11,7 @@
 import * as os from 'node:os';
 import { nativeError } from '../errors';
 import * as is from '../is';
-import { binding, NativeModel } from './native';
+import { binding, NativeModel, NativeModelOptions } from './native';
 import { checkTensor, isTensorLike } from './tensor';
 import type { Argument, ModelDtype, Result } from './values';
 
@@ -30,6 +30,13 @@ export interface TorchModelOptions {
    * @defaultValue `'float32'`
    */
   dtype?: ModelDtype;
+  /**
+   * Modules left in float32 whatever `dtype`: their parameters are not cast, nor their floating inputs. For a module
+   * whose outputs are worth float32's precision and whose calls are rare, such as a text encoder whose embeddings are
+   * cached. Names must be keys of the files given to {@link TorchModel.load}.
+   * @defaultValue `[]`
+   */
+  float32Modules?: readonly string[];
   /**
    * LibTorch intra-op threads of this model's calls, 1 to the cores this process may use
    * (`os.availableParallelism()`): more threads than cores only contend for them. The cores are one budget shared
@@ -50,6 +57,12 @@ export interface RunOptions {
   /** Cast every floating output (float16, bfloat16, float64) to float32. @defaultValue `false` */
   float32Outputs?: boolean;
   /**
+   * Cast floating input tensors to the model's dtype (a no-op for float32 models and for `float32Modules`); `false`
+   * hands them over as given, for a method that takes float32 on purpose in a float16 or bfloat16 model.
+   * @defaultValue `true`
+   */
+  castInputs?: boolean;
+  /**
    * Copy outputs into memory owned by V8 instead of handing over LibTorch's (done anyway where the runtime refuses
    * external buffers). @defaultValue `false`
    */
@@ -63,9 +76,13 @@ export const TORCH_MODEL_DEFAULTS = Object.freeze({
   queueLimit: 256,
   float32Outputs: false,
   copyOutputs: false,
+  castInputs: true,
 });
 
-/** The names {@link TorchModel.load} takes; a `SanModel` passes its other options through to it. */
+/**
+ * The names {@link TorchModel.load} takes that a `SanModel` passes through from its own options (it picks
+ * `float32Modules` itself).
+ */
 export const TORCH_MODEL_OPTIONS: readonly string[] = Object.freeze(['device', 'dtype', 'threads', 'queueLimit']);
 /** The devices {@link TorchModel.load} takes. */
 export const DEVICE_PATTERN = /^(cpu|auto|cuda(:\d{1,2})?)$/;
@@ -74,9 +91,14 @@ export const MODEL_DTYPES: readonly ModelDtype[] = Object.freeze(['float32', 'fl
 const MAX_THREADS = 1024;
 const MAX_QUEUE_LIMIT = 2 ** 31 - 1;
 
-function checkModelOptions(options: unknown): Required<TorchModelOptions> {
+function checkModelOptions(options: unknown, files: Record<string, string>): NativeModelOptions {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-  is.knownOptions(options, 'options', TORCH_MODEL_OPTIONS);
+  is.knownOptions(options, 'options', [...TORCH_MODEL_OPTIONS, 'float32Modules']);
+  const { float32Modules = [] } = options;
+  if (!Array.isArray(float32Modules) || !float32Modules.every((name) => is.string(name) && name in files)) {
+    throw is.invalidParameterError('options.float32Modules', `an Array of module names (${Object.keys(files).join(', ')})`,
+      float32Modules);
+  }
   const { device = TORCH_MODEL_DEFAULTS.device, dtype = TORCH_MODEL_DEFAULTS.dtype } = options;
   const { threads = os.availableParallelism(), queueLimit = TORCH_MODEL_DEFAULTS.queueLimit } = options;
   if (!is.string(device)) throw is.invalidParameterError('options.device', 'a string', device);
@@ -99,7 +121,7 @@ function checkModelOptions(options: unknown): Required<TorchModelOptions> {
   if (!is.integer(queueLimit) || !is.inRange(queueLimit, 1, MAX_QUEUE_LIMIT)) {
     throw is.invalidParameterError('options.queueLimit', 'an integer between 1 and 2^31-1', queueLimit, 'range');
   }
-  return { device, dtype, threads, queueLimit };
+  return { device, dtype, float32Modules: [...float32Modules] as string[], threads, queueLimit };
 }
 
 function checkFiles(files: unknown): asserts files is Record<string, string> {
@@ -123,12 +145,13 @@ function checkArgument(value: unknown, name: string): void {
 
 function checkRunOptions(options: unknown): Required<RunOptions> {
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
-  is.knownOptions(options, 'options', ['float32Outputs', 'copyOutputs']);
+  is.knownOptions(options, 'options', ['float32Outputs', 'copyOutputs', 'castInputs']);
   const { float32Outputs = TORCH_MODEL_DEFAULTS.float32Outputs } = options;
-  const { copyOutputs = TORCH_MODEL_DEFAULTS.copyOutputs } = options;
+  const { copyOutputs = TORCH_MODEL_DEFAULTS.copyOutputs, castInputs = TORCH_MODEL_DEFAULTS.castInputs } = options;
   if (!is.bool(float32Outputs)) throw is.invalidParameterError('options.float32Outputs', 'a boolean', float32Outputs);
   if (!is.bool(copyOutputs)) throw is.invalidParameterError('options.copyOutputs', 'a boolean', copyOutputs);
-  return { float32Outputs, copyOutputs };
+  if (!is.bool(castInputs)) throw is.invalidParameterError('options.castInputs', 'a boolean', castInputs);
+  return { float32Outputs, copyOutputs, castInputs };
 }
 
 /**
@@ -171,7 +194,7 @@ export class TorchModel {
   static async load(files: Record<string, string>, options: TorchModelOptions = {}): Promise<TorchModel> {
     const callSite = new Error();
     checkFiles(files);
-    const checked = checkModelOptions(options);
+    const checked = checkModelOptions(options, files);
     const native = new (binding().NativeModel)(checked);
     try {
       const { methods } = await native.load(files);
