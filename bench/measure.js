@@ -9,7 +9,7 @@
 const { performance } = require('node:perf_hooks');
 const { SanModel, TorchModel, tensor } = require('../dist');
 const { promptsFor } = require('../dist/segment/prompts');
-const { textEncoderId } = require('../dist/segment/text-cache');
+const { textCacheScope } = require('../dist/segment/model');
 
 /** Median of a non-empty list of numbers. */
 function median(values) {
@@ -197,21 +197,12 @@ async function timeTextEncoding({ cold, cached, torch, tokenizer, classes, plan 
   };
 }
 
-/** The cache scope `SanModel` uses for its class embeddings (lib/segment/model.ts `#classEmbeddings`). */
-function textScope(manifest, { device, dtype }) {
-  return {
-    modelId: textEncoderId(manifest.files.text_encoder.sha256, dtype, device),
-    templateKey: JSON.stringify(manifest.text.templates),
-    dim: manifest.dims.embed_dim,
-  };
-}
-
 /**
  * Puts `rows` (row-major [classes.length, dim]) into `cache` under the scope a model of `manifest` on `runtime`
- * ({ device, dtype }) looks them up in, as if it had encoded them.
+ * ({ device }) looks them up in, as if it had encoded them.
  */
 async function fillTextCache(cache, manifest, runtime, classes, rows) {
-  const scope = textScope(manifest, runtime);
+  const scope = textCacheScope(manifest, runtime.device, manifest.text.templates);
   await cache.lookup(scope, classes, async (names) => {
     const out = new Float32Array(names.length * scope.dim);
     names.forEach((name, i) => {

@@ -26,7 +26,7 @@ export type { EncodeTextOptions, SegmentOptions, Synonyms, Templates } from './o
 import { checkOutputPixels, checkPromptCount, checkRequestBytes, RequestLimits } from './request-budget';
 import { LabelMap, SegmentResult } from './result';
 import { tensor, Tensor } from '../runtime/tensor';
-import { TextEmbeddingCache, textEncoderId } from './text-cache';
+import { TextCacheScope, TextEmbeddingCache, textEncoderId } from './text-cache';
 import { ServingMetrics, ServingStats } from './serving-stats';
 import { segmentMany, SegmentManyItem, SegmentManyOptions, segmentStream } from './stream';
 import { TextCacheStats } from './text-cache';
@@ -132,10 +132,26 @@ const TEXT_BATCH = 256;
 const TEXT_SLOTS = 1;
 const SAN = 'san';
 const TEXT_ENCODER = 'text_encoder';
+// The text encoder computes in float32 whatever the model's dtype: it runs once per class (then the text cache
+// answers), and its embeddings set every class score. In bfloat16 it moved ViT-B/16's scores by twice what the
+// image network's bfloat16 does (docs/models.md, "Precision and devices").
+const TEXT_ENCODER_DTYPE: ModelDtype = 'float32';
 /** The methods each file of a model folder must export; checked at load, so a mixed-up folder fails there. */
 const REQUIRED_METHODS: Readonly<Record<string, readonly string[]>> = { [SAN]: ['segment'], [TEXT_ENCODER]: ['forward'] };
 const LOAD_OPTION_NAMES = ['textCache', 'verify', 'maxInputPixels', 'maxOutputPixels', 'maxRequestBytes', 'maxPrompts',
   'maxInflightBytes', 'batching', 'onBatch', ...TORCH_MODEL_OPTIONS];
+
+/**
+ * Where a model of `manifest` on `device` keeps the class embeddings of `templates` in its text cache, for a tool
+ * that fills a cache ahead of the model (the bench). The text encoder's dtype is always float32.
+ */
+export function textCacheScope(manifest: Manifest, device: string, templates: readonly string[]): TextCacheScope {
+  return {
+    modelId: textEncoderId(manifest.files.text_encoder.sha256, TEXT_ENCODER_DTYPE, device),
+    templateKey: JSON.stringify(templates),
+    dim: manifest.dims.embed_dim,
+  };
+}
 
 /** What the class embeddings depend on besides the class names. */
 interface TextOptions {
@@ -251,7 +267,7 @@ export class SanModel {
     const modelDir = await readModelDir(dir, checkedVerify);
     const tokenizer = readTokenizer(modelDir);
     const torch = await TorchModel.load({ [SAN]: modelDir.files.san, [TEXT_ENCODER]: modelDir.files.text_encoder },
-      runtime);
+      { ...runtime, float32Modules: [TEXT_ENCODER] });
     try {
       checkMethods(modelDir, torch.methods);
       return new SanModel(torch, modelDir, tokenizer, cache, { maxInputPixels: pixels, limits, batching, onBatch });
@@ -272,7 +288,7 @@ export class SanModel {
     return this.#torch.device;
   }
 
-  /** The dtype the model computes in. */
+  /** The dtype the image network (san.pt) computes in; the text encoder computes in float32 whatever it is. */
   get dtype(): ModelDtype {
     return this.#torch.dtype;
   }
@@ -530,7 +546,9 @@ export class SanModel {
       first.classEmbeddings,
       first.scores,
       first.proposals,
-    ], { float32Outputs: true })) as Record<string, Tensor>[];
+    // The class embeddings go in as float32 (castInputs: false): san.pt classifies in float32 whatever its dtype, and
+    // rounding them to bfloat16 on the way would cost what computing them in float32 saved.
+    ], { float32Outputs: true, castInputs: false })) as Record<string, Tensor>[];
   }
 
   /**
@@ -589,9 +607,8 @@ export class SanModel {
       return tensor('float32', [classes.length, dim], normalizeRows(averaged, dim));
     }
     const encode = (names: string[]): Promise<Float32Array> => this.#encodeClasses(names, text.templates, deadline);
-    const modelId = textEncoderId(this.manifest.files.text_encoder.sha256, this.dtype, this.device);
     const data = this.#textCache
-      ? await this.#textCache.lookup({ modelId, templateKey: JSON.stringify(text.templates), dim }, classes, encode)
+      ? await this.#textCache.lookup(textCacheScope(this.manifest, this.device, text.templates), classes, encode)
       : await encode([...classes]);
     return tensor('float32', [classes.length, dim], data);
   }

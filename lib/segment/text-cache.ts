@@ -32,8 +32,8 @@ export interface TextCacheStats {
 
 /**
  * A text encoder as it computes, for {@link TextCacheScope.modelId}: its weights (the sha256 of its file), its dtype
- * and the kind of device. A bfloat16 model's embeddings, or a GPU's (TF32), differ from a float32 CPU's, and a cache
- * file shared between them must not hand one the other's.
+ * and the kind of device. A bfloat16 encoder's embeddings, or a GPU's, differ from a float32 CPU's, and a cache file
+ * shared between them must not hand one the other's. (SanModel's text encoder is float32 whatever the model's dtype.)
  */
 export function textEncoderId(sha256: string, dtype: string, device: string): string {
   return `${sha256}/${dtype}/${device === 'cpu' ? 'cpu' : 'cuda'}`;

@@ -12,9 +12,9 @@ import { repoRoot } from '../helpers/paths';
 import { useTempDir } from '../helpers/temp-dir';
 import { tinyModelDir } from '../native/support';
 
-/** Measured on an AMD EPYC with AVX512-BF16: 1.2e-2 (default, labels 99.97 % equal) and 6.5e-3 (tiny) of the
- * largest score; issue 18 aims at 5e-3, not reached: the error is spread over the side network, the CLIP tower and
- * the decoder, and no cheap set of products kept in float32 brings it under 5e-3 (docs/models.md, "Precision"). */
+/** Measured on an AMD EPYC with AVX512-BF16: 1.2e-2 (default, labels 99.97 % equal) and 4.8e-3 (tiny) of the
+ * largest score, and 3e-3 on ViT-B/16 (npm run bench). Issue 18 aims at 5e-3: the small trained default model stays
+ * over it, a floor set by rounding the products' operands to bfloat16 (docs/models.md, "Precision and devices"). */
 const SCORE_TOLERANCE = 2e-2;
 const LABELS_EQUAL = 0.999;
 const missing = binding().cpuBfloat16();
@@ -56,24 +56,22 @@ onBf16Cpu('bfloat16 on models/default and its sample scene: scores near float32,
 
 const tmp = useTempDir('san-bf16-');
 
-onBf16Cpu("a text cache file saved by a float32 model does not hand its embeddings to a bfloat16 one", async () => {
+onBf16Cpu('a bfloat16 model encodes text in float32: the embeddings of a float32 model, and its cache file', async () => {
   const file = path.join(tmp(), 'text-cache.bin');
   const classes = ['sky', 'tree', 'road'];
   const encode = async (dtype: 'float32' | 'bfloat16', textCache: false | { file: string }) => {
     const model = await SanModel.load(tinyModelDir, { device: 'cpu', dtype, threads: 1, textCache });
     try {
-      return (await model.encodeText(classes)).data;
+      return { embeddings: (await model.encodeText(classes)).data, misses: model.textCache?.stats().misses };
     } finally {
       await model.dispose(); // saves the cache file, when it has one
     }
   };
   const float32 = await encode('float32', { file });
   expect(fs.existsSync(file)).toBe(true);
-  const bfloat16 = await encode('bfloat16', false);
-  expect(bfloat16).not.toEqual(float32);
-  // The bfloat16 model finds the file, but none of its keys: it encodes for itself, then both sets are kept.
-  expect(await encode('bfloat16', { file })).toEqual(bfloat16);
-  expect(await encode('float32', { file })).toEqual(float32);
+  expect((await encode('bfloat16', false)).embeddings).toEqual(float32.embeddings);
+  // The bfloat16 model finds the float32 model's embeddings in the file: nothing to encode.
+  expect(await encode('bfloat16', { file })).toEqual({ embeddings: float32.embeddings, misses: 0 });
 }, 60_000);
 
 test('bfloat16 is refused with ERR_SAN_DTYPE on a CPU without AVX512-BF16 or AMX-BF16 (forced)', () => {
