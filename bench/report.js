@@ -250,7 +250,7 @@ function render(results) {
   out.push('### Overhead of `segment()` over the network', '');
   out.push('Batch 1, the same 640×640 PNG file. The network time is one `TorchModel.run` of san.pt\'s `segment` with the '
     + 'tensors `SanModel` would build (made once, beforehand); `forward` is the network alone, without '
-    + 'classification and post-processing. Decode is sharp reading, decoding and resizing the file as `segment()` '
+    + 'classification and post-processing, its calls interleaved with the other two. Decode is sharp reading, decoding and resizing the file as `segment()` '
     + 'does. The ≤ 1.05 target is for the ViT-B/16 on a CPU, a real network; `tiny`\'s row shows the same overhead '
     + 'next to a far smaller one.', '');
   out.push(overheadTable(models), '');

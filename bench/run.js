@@ -188,6 +188,8 @@ async function benchModel({ name, dir, plan, png, classes, args, python, tmp, el
     const e2e = plan.e2eBatches.includes(batch) ? await measure.batchedModel(dir, batch, textCache, loadOptions) : undefined;
     try {
       if (e2e) calls.e2e = measure.timed(() => e2e.round(png, classes));
+      // The network alone in the same series, so that segment() / forward compares calls made side by side.
+      if (e2e && batch === 1) calls.forward = measure.timed(measure.networkCall(torch, 'forward', args2('forward')));
       if (plan.pythonBatches.includes(batch)) calls.python = () => python.timeCall('segment', batch);
       const timing = await measure.interleave(calls, { warmup: plan.warmup, repeats: plan.repeats(batch) });
       e2e?.check();
@@ -230,7 +232,7 @@ async function benchModel({ name, dir, plan, png, classes, args, python, tmp, el
       await cold.dispose();
     }
     const batch1 = result.throughput[0];
-    result.overhead = { e2e: batch1.e2e, raw: batch1.addon, forward: forward.addon, decode,
+    result.overhead = { e2e: batch1.e2e, raw: batch1.addon, forward: batch1.forward ?? forward.addon, decode,
       ratio: batch1.e2e.ms / batch1.addon.ms };
     await e2eModel.dispose();
     e2eModel = undefined;
