@@ -24,7 +24,9 @@ FORMAT_VERSION = 1
 # segment_size_lists: san.pt's `segment` takes image and output sizes as integer lists, not int64 tensors.
 # segment_bands: on a CPU, `segment` post-processes a band of output rows at a time (models/san/postprocess.py), so
 # its memory does not grow with the output size.
-CAPABILITIES = ["segment_size_lists", "segment_bands"]
+# classify_float32: `classify` (and `segment`'s classification) reads the class embeddings in float32 whatever the
+# model's dtype, so a runtime may hand them over unrounded (layers' mixed precision, docs/models.md).
+CAPABILITIES = ["segment_size_lists", "segment_bands", "classify_float32"]
 MANIFEST = "manifest.json"
 FILES = {"san": "san.pt", "text_encoder": "text_encoder.pt", "bpe_vocab": "bpe_vocab.txt.gz"}
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -293,6 +293,11 @@ export class SanModel {
     return this.#torch.dtype;
   }
 
+  /** Whether san.pt reads the class embeddings in float32 whatever its dtype (the `classify_float32` capability). */
+  get #classifiesInFloat32(): boolean {
+    return this.manifest.capabilities?.includes('classify_float32') ?? false;
+  }
+
   /** Whether san.pt's `segment` post-processes a band of output rows at a time (see RequestShape.bands). */
   get #postprocessesInBands(): boolean {
     return this.device === 'cpu' && (this.manifest.capabilities?.includes('segment_bands') ?? false);
@@ -546,9 +551,10 @@ export class SanModel {
       first.classEmbeddings,
       first.scores,
       first.proposals,
-    // The class embeddings go in as float32 (castInputs: false): san.pt classifies in float32 whatever its dtype, and
-    // rounding them to bfloat16 on the way would cost what computing them in float32 saved.
-    ], { float32Outputs: true, castInputs: false })) as Record<string, Tensor>[];
+    // The class embeddings go in as float32 where san.pt classifies in float32 whatever its dtype (castInputs: false):
+    // rounding them to bfloat16 on the way would cost what computing them in float32 saved. Older exports classify
+    // in the model's dtype, and take them cast.
+    ], { float32Outputs: true, castInputs: !this.#classifiesInFloat32 })) as Record<string, Tensor>[];
   }
 
   /**
