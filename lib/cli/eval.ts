@@ -14,7 +14,9 @@ import * as is from '../is';
 import { SanModel } from '../segment/model';
 import { TEMPLATE_SETS, TemplateSetName } from '../segment/prompts';
 import { TorchModelOptions } from '../runtime/torch-model';
-import { CliError, CliIo, ExitCode, parseCommandArgs, parsePositiveInteger, PROGRAM, required, UsageError } from './common';
+import {
+  CliError, CliIo, ExitCode, parseCommandArgs, parsePositiveInteger, PROGRAM, required, UsageError,
+} from './common';
 import { Progress } from './progress';
 import { checkTemplates, readClasses } from './segment-args';
 import { parseRuntimeArgs, runtimeUsage, RUNTIME_FLAGS } from './runtime-args';

@@ -95,9 +95,10 @@ function checkModelOptions(options: unknown, files: Record<string, string>): Nat
   if (!is.plainObject(options)) throw is.invalidParameterError('options', 'an object', options);
   is.knownOptions(options, 'options', [...TORCH_MODEL_OPTIONS, 'float32Modules']);
   const { float32Modules = [] } = options;
-  if (!Array.isArray(float32Modules) || !float32Modules.every((name) => is.string(name) && name in files)) {
-    throw is.invalidParameterError('options.float32Modules', `an Array of module names (${Object.keys(files).join(', ')})`,
-      float32Modules);
+  const isModule = (name: unknown): boolean => is.string(name) && Object.hasOwn(files, name);
+  if (!Array.isArray(float32Modules) || !float32Modules.every(isModule)) {
+    const names = Object.keys(files).join(', ');
+    throw is.invalidParameterError('options.float32Modules', `an Array of module names (${names})`, float32Modules);
   }
   const { device = TORCH_MODEL_DEFAULTS.device, dtype = TORCH_MODEL_DEFAULTS.dtype } = options;
   const { threads = os.availableParallelism(), queueLimit = TORCH_MODEL_DEFAULTS.queueLimit } = options;

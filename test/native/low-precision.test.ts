@@ -48,7 +48,7 @@ withLowDtype('castInputs: false hands floating inputs over as given; by default 
 });
 
 test('float32Modules must name loaded modules, and castInputs must be a boolean', async () => {
-  for (const float32Modules of ['identity', ['other'], [1]]) {
+  for (const float32Modules of ['identity', ['other'], ['toString'], [1]]) {
     await expect(TorchModel.load({ identity: IDENTITY }, { device: 'cpu', threads: 1, float32Modules } as never))
       .rejects.toMatchObject({ name: 'TypeError', code: 'ERR_SAN_INVALID_ARG',
         message: expect.stringContaining('options.float32Modules') });
