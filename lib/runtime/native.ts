@@ -129,13 +129,19 @@ export function binding(): Binding {
 }
 
 /**
- * Loads the addon at `file`. OpenBLAS (which LibTorch loads) reads OPENBLAS_NUM_THREADS once, when it is loaded:
- * unless the user set it, it is set to 1 first, because OpenBLAS's own threads fight LibTorch's OpenMP pool
- * (1.27x faster measured on the SAN model).
+ * Loads the addon at `file`. OpenBLAS and libgomp (which LibTorch loads) read their environment once, when they are
+ * loaded; unless the user set them:
+ * - OPENBLAS_NUM_THREADS is set to 1 first, because OpenBLAS's own threads fight LibTorch's OpenMP pool (1.27x faster
+ *   measured on the SAN model);
+ * - OMP_WAIT_POLICY is set to PASSIVE: libgomp's threads otherwise keep spinning after each call, on the cores that
+ *   the process's own threads (JS, sharp's decoding, the next batch's staging) need between calls. `san-seg serve` on
+ *   the tiny model answered 175 requests/s instead of 102 (p99 77 ms instead of 117); ViT-B/16's `forward` stayed
+ *   within run-to-run noise (docs/install.md).
  * @throws SanError ERR_SAN_ADDON_LOAD
  */
 export function loadAddon(file: string): Binding {
   process.env.OPENBLAS_NUM_THREADS ??= '1';
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     return require(file) as Binding;
   } catch (error) {

@@ -95,9 +95,10 @@ export interface SanModelMetrics extends ServingMetrics {
   memory: { device: string; rssBytes: number; deviceMemory: CudaMemory; cpuAllocator: CpuAllocatorStats };
   /**
    * The intra-op threads of this model's calls, the cores all models of the process share, and OPENBLAS_NUM_THREADS
-   * as the addon loaded OpenBLAS with (set to '1' for the user unless already set).
+   * and OMP_WAIT_POLICY as the addon loaded OpenBLAS and libgomp with (set to '1' and 'PASSIVE' for the user unless
+   * already set).
    */
-  threads: { model: number; coreBudget: number; openblas: string | null };
+  threads: { model: number; coreBudget: number; openblas: string | null; ompWaitPolicy: string | null };
 }
 
 /** Defaults of every option that has one. */
@@ -413,7 +414,7 @@ export class SanModel {
       memory: { device: this.device, rssBytes: process.memoryUsage.rss(), deviceMemory: this.#deviceMemory(),
         cpuAllocator },
       threads: { model: this.#torch.threads, coreBudget: cpuAllocator.coreBudget,
-        openblas: process.env.OPENBLAS_NUM_THREADS ?? null },
+        openblas: process.env.OPENBLAS_NUM_THREADS ?? null, ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null },
     };
   }
 

@@ -33,12 +33,14 @@ test('models running at once share the cores and give the same results', async (
   }
 });
 
-test('metrics() shows the threads, the shared budget and OPENBLAS_NUM_THREADS', async () => {
+test('metrics() shows the threads, the shared budget, OPENBLAS_NUM_THREADS and OMP_WAIT_POLICY', async () => {
   const model = await SanModel.load(tinyModelDir, { device: 'cpu', threads: 1 });
   try {
     expect(model.metrics().threads).toEqual({ model: 1, coreBudget: cores,
-      openblas: process.env.OPENBLAS_NUM_THREADS ?? null });
-    expect(process.env.OPENBLAS_NUM_THREADS).toBeDefined();  // the addon sets it before OpenBLAS loads
+      openblas: process.env.OPENBLAS_NUM_THREADS ?? null, ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null });
+    // The addon sets them before OpenBLAS and libgomp load.
+    expect(process.env.OPENBLAS_NUM_THREADS).toBeDefined();
+    expect(process.env.OMP_WAIT_POLICY).toBeDefined();
     expect(model.metrics().memory.cpuAllocator.limitBytes).toBeGreaterThan(0);
   } finally {
     await model.dispose();
