@@ -97,7 +97,8 @@ async function compareCpu({ dir, png, classes, textClasses, args, python, log })
       await cold.dispose();
     }
     return { threads, repeats, bf16Missing, image, bf16Accuracy, classes: classes.length, text,
-      allocator: cpuAllocatorStats(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null };
+      allocator: cpuAllocatorStats(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null,
+      ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null };
   } finally {
     await Promise.all(Object.values(models).map((model) => model.dispose()));
   }
@@ -129,7 +130,7 @@ function report(result, { label, load }) {
     `Interleaved call by call, median of ${result.repeats}; 1-minute load average ${load.start.toFixed(1)} at the start, `
       + `${load.mean.toFixed(1)} on average, ${load.max.toFixed(1)} at most (other work on the machine slows both sides `
       + 'alike; the ratios are what count). OPENBLAS_NUM_THREADS='
-      + `${result.openblas ?? 'unset'} on both sides.`,
+      + `${result.openblas ?? 'unset'} and OMP_WAIT_POLICY=${result.ompWaitPolicy ?? 'unset'} on both sides.`,
     '',
     '| run | per image | images/s | minor page faults per call | speed-up |',
     '| --- | --- | --- | --- | --- |',

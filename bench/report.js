@@ -53,6 +53,7 @@ function nodeSide(binding, { device, dtype, threads }) {
     openblas: loadedLibrary(/^libopenblas/),
     openblasPackage: tryRun('dpkg-query', ['-W', '-f=${Version}', 'libopenblas0-pthread']),
     openblasThreadsEnv: process.env.OPENBLAS_NUM_THREADS ?? '(unset)',
+    ompWaitPolicyEnv: process.env.OMP_WAIT_POLICY ?? '(unset)',
     ompThreadsEnv: process.env.OMP_NUM_THREADS ?? '(unset)',
     threads,
     commit: tryRun('git', ['rev-parse', '--short', 'HEAD']),
@@ -100,7 +101,8 @@ function environmentTable({ env, args, command, started, elapsedS, load }) {
       + `${node.openblasPackage || '?'}), \`${node.openblas}\`` : `none loaded in Python; \`${node.openblas || 'none'}\` in the addon`],
     ['device, dtype', `${args.device}, ${args.dtype} (addon and Python)`],
     ['threads', `LibTorch intra-op ${node.threads} (addon \`threads\`) / ${python.intra_op_threads} `
-      + `(Python \`torch.set_num_threads\`); OPENBLAS_NUM_THREADS=${node.openblasThreadsEnv} in both`
+      + `(Python \`torch.set_num_threads\`); OPENBLAS_NUM_THREADS=${node.openblasThreadsEnv} and `
+      + `OMP_WAIT_POLICY=${node.ompWaitPolicyEnv} in both`
       + `${python.openblas.num_threads === undefined ? '' : ` (OpenBLAS reports ${python.openblas.num_threads} in Python)`}`],
     ['run time', `${elapsedS.toFixed(0)} s`],
     ['reproduce', `\`${command}\` (after \`bash scripts/setup.sh\`)`],

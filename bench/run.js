@@ -13,9 +13,6 @@
  */
 'use strict';
 
-// Before the addon loads: OpenBLAS reads this once. The Python baseline inherits the same value.
-process.env.OPENBLAS_NUM_THREADS ??= '1';
-
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -28,6 +25,10 @@ const { binding } = require('../dist/runtime/native');
 const { parseArgs, usage } = require('./options');
 const measure = require('./measure');
 const { PythonBaseline } = require('./python');
+
+// The addon first: it sets OPENBLAS_NUM_THREADS and OMP_WAIT_POLICY for itself unless they are set
+// (lib/runtime/native.ts), and the Python baseline, started later, inherits the same values.
+binding();
 const report = require('./report');
 const cpuCompare = require('./cpu_compare');
 
