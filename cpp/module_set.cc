@@ -98,7 +98,7 @@ Value ModuleSet::Run(const RunRequest& request) {
                                                    ": " + c10::toString(schema));
   }
   Placement placement = placement_;
-  if (!request.castInputs) placement.castFloating.reset();
+  if (!castInputs) placement.castFloating.reset();
   std::vector<c10::IValue> stack;
   for (std::size_t i = 0; i < args.size(); ++i) {
     stack.push_back(ValueToIValue(args[i], schema.arguments()[i + 1].type(), placement));
